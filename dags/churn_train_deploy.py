@@ -1,0 +1,174 @@
+"""Train → register → approve → deploy → smoke test, on the curated partition that triggered the run."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.sdk import Param, dag, task
+
+from sagelake.assets import curated_features
+from sagelake.operators.sagemaker import (
+    DeployEndpointOperator,
+    ModelApprovalOperator,
+    RegisterModelVersionOperator,
+    SagelakeTrainingOperator,
+)
+from sagelake.settings import AWS_CONN_ID, TRAINING_DIR, default_params
+
+PARAMS = default_params()
+
+DOC = """
+### churn_train_deploy
+Runs when `churn_prepare` publishes a checked `churn_features` partition (or manually with
+`{"dt": "YYYY-MM-DD"}`):
+1. **train** — SageMaker training job (scikit-learn container, script mode, `include/training/train.py`).
+   On the local target the same request runs the script in a subprocess with SageMaker's environment.
+2. **evaluate** — stores the job's `evaluation.json` beside the model.
+3. **register** — a version in the model package group (idempotent per model artefact).
+4. **approve** — policy: approved when validation AUC ≥ `min_auc`, else rejected and deployment skipped.
+5. **deploy** — endpoint create-or-update to the approved version.
+6. **smoke_test** — invokes the endpoint with rows of the partition and checks the answer.
+"""
+
+
+@task
+def partition(params: dict[str, Any], triggering_asset_events: Any = None) -> str:
+    """The partition to train on (``dt`` param, else the triggering asset event)."""
+    from sagelake.lifecycle import resolve_dt
+
+    events = [e for evs in (triggering_asset_events or {}).values() for e in evs]
+    return resolve_dt(params.get("dt"), events)
+
+
+@task
+def training_request(dt: str, params: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """Upload the training code and build the CreateTrainingJob request for this run."""
+    from sagelake.images import sklearn_image_uri
+    from sagelake.lake import Lake
+    from sagelake.lifecycle import publish_source_dir
+    from sagelake.requests import resource_name, training_request as build
+
+    lake = Lake(params["bucket"])
+    region = AwsBaseHook(aws_conn_id=AWS_CONN_ID).conn_region_name
+    source_uri = publish_source_dir(S3Hook(aws_conn_id=AWS_CONN_ID).get_conn(), lake, TRAINING_DIR)
+    return build(
+        job_name=resource_name("churn", dt, run_id),
+        role=params["sagemaker_role"],
+        image_uri=sklearn_image_uri(region, params["training_instance_type"]),
+        train_uri=lake.curated_features(dt),
+        output_uri=lake.model_output(),
+        source_uri=source_uri,
+        instance_type=params["training_instance_type"],
+        hyperparameters={"max_iter": 200, "max_depth": 4, "learning_rate": 0.08, "seed": 42},
+    )
+
+
+@task(multiple_outputs=True)
+def evaluate(training: dict[str, Any], dt: str, run_id: str) -> dict[str, Any]:
+    """Publish the evaluation report and prepare the registration metadata."""
+    from sagelake.lifecycle import publish_evaluation
+    from sagelake.requests import model_package_extras
+
+    summary = publish_evaluation(S3Hook(aws_conn_id=AWS_CONN_ID).get_conn(), training["Training"])
+    summary["extras"] = model_package_extras(
+        evaluation_uri=summary["evaluation_uri"], metrics=summary["metrics"], dt=dt, run_id=run_id,
+        training_job=summary["training_job"],
+    )
+    return summary
+
+
+@task
+def endpoint_request(approval: dict[str, Any], dt: str, params: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """Model + endpoint config + endpoint requests serving the approved package version."""
+    from sagelake.lifecycle import package_container, package_version
+    from sagelake.requests import endpoint_request as build, resource_name
+
+    arn = approval["model_package_arn"]
+    sagemaker = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="sagemaker").conn
+    container, status = package_container(sagemaker, arn)
+    if status != "Approved":
+        raise ValueError(f"model package {arn} is {status}, not Approved: refusing to deploy it")
+    name = resource_name("churn", dt, run_id, f"v{package_version(arn)}")
+    return build(
+        model_name=name,
+        endpoint_config_name=name,
+        endpoint_name=params["endpoint_name"],
+        role=params["sagemaker_role"],
+        image_uri=container["Image"],
+        model_data_url=container["ModelDataUrl"],
+        instance_type=params["endpoint_instance_type"],
+    )
+
+
+@task
+def smoke_test(dt: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Invoke the endpoint over HTTP with real rows of the partition; fail on a malformed answer."""
+    import json
+
+    from sagelake.lake import Lake
+    from sagelake.lifecycle import check_predictions, sample_instances
+
+    instances = sample_instances(S3Hook(aws_conn_id=AWS_CONN_ID).get_conn(), Lake(params["bucket"]), dt)
+    runtime = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="sagemaker-runtime").conn
+    response = runtime.invoke_endpoint(
+        EndpointName=params["endpoint_name"],
+        ContentType="application/json",
+        Accept="application/json",
+        Body=json.dumps({"instances": instances}),
+    )
+    predictions = check_predictions(json.loads(response["Body"].read()), len(instances))
+    return {"endpoint": params["endpoint_name"], "instance": instances[0], "prediction": predictions[0],
+            "variant": response.get("InvokedProductionVariant")}
+
+
+@dag(
+    dag_id="churn_train_deploy",
+    schedule=[curated_features()],
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    params={"dt": Param(None, type=["null", "string"], description="partition YYYY-MM-DD; default: "
+                        "the triggering asset event's"), **{k: Param(v) for k, v in PARAMS.items()}},
+    default_args={"owner": "ml-engineering", "retries": 1, "retry_delay": timedelta(seconds=30),
+                  "aws_conn_id": AWS_CONN_ID},
+    tags=["sagelake", "sagemaker", "training", "deployment"],
+    doc_md=DOC,
+)
+def churn_train_deploy() -> None:
+    dt = partition()
+    train = SagelakeTrainingOperator(
+        task_id="train",
+        config=training_request(dt),
+        wait_for_completion=True,
+        deferrable=True,
+        check_interval=30,
+        print_log=False,
+    )
+    evaluation = evaluate(train.output, dt)
+    register = RegisterModelVersionOperator(
+        task_id="register",
+        image_uri=evaluation["image_uri"],
+        model_url=evaluation["model_url"],
+        package_group_name="{{ params.model_package_group }}",
+        package_group_desc="Customer churn classifier (sagelake)",
+        package_desc="trained on churn_features dt={{ ti.xcom_pull(task_ids='partition') }}",
+        extras=evaluation["extras"],
+    )
+    approve = ModelApprovalOperator(
+        task_id="approve", model_package_arn=register.output, minimum="{{ params.min_auc }}"
+    )
+    deploy = DeployEndpointOperator(
+        task_id="deploy",
+        config=endpoint_request(approve.output, dt),
+        operation="create",
+        wait_for_completion=True,
+        deferrable=True,
+        check_interval=15,
+    )
+    deploy >> smoke_test(dt)
+
+
+churn_train_deploy()

@@ -1,0 +1,97 @@
+"""The local AWS control plane: moto's server, plus the few SageMaker calls moto lacks.
+
+moto records state and computes nothing; the local engines in this package do the work.
+Two gaps matter to the pipeline and are closed here, in one place, instead of in DAG code:
+
+* ``CreateEndpoint`` on an existing name must fail like AWS does ("Cannot create already
+  existing endpoint ...") so the provider's create-or-update fallback takes the update path;
+* ``UpdateEndpoint`` (absent from moto) switches an endpoint to a new endpoint config.
+
+Run as ``python -m sagelake.local.control_plane --port 4566``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from typing import Any
+
+from moto.core.utils import utcnow
+from moto.sagemaker.exceptions import ValidationError
+from moto.sagemaker.models import FakeEndpoint, SageMakerModelBackend
+from moto.sagemaker.responses import SageMakerResponse
+
+_original_create_endpoint = SageMakerModelBackend.create_endpoint
+
+
+def _create_endpoint(
+    self: SageMakerModelBackend, endpoint_name: str, endpoint_config_name: str, tags: Any
+) -> FakeEndpoint:
+    if endpoint_name in self.endpoints:
+        arn = FakeEndpoint.arn_formatter(endpoint_name, self.account_id, self.region_name)
+        raise ValidationError(message=f'Cannot create already existing endpoint "{arn}".')
+    return _original_create_endpoint(self, endpoint_name, endpoint_config_name, tags)
+
+
+def _update_endpoint(
+    self: SageMakerModelBackend, endpoint_name: str, endpoint_config_name: str
+) -> FakeEndpoint:
+    endpoint = self.endpoints.get(endpoint_name)
+    if endpoint is None:
+        arn = FakeEndpoint.arn_formatter(endpoint_name, self.account_id, self.region_name)
+        raise ValidationError(message=f"Could not find endpoint '{arn}'.")
+    config = self.endpoint_configs.get(endpoint_config_name)
+    if config is None:
+        raise ValidationError(message=f"Could not find endpoint configuration '{endpoint_config_name}'.")
+    endpoint.endpoint_config_name = endpoint_config_name
+    endpoint.production_variants = endpoint._process_production_variants(config.production_variants)
+    endpoint.data_capture_config = config.data_capture_config
+    endpoint.endpoint_status = "InService"
+    endpoint.last_modified_time = utcnow()
+    return endpoint
+
+
+def _update_endpoint_response(self: SageMakerResponse) -> Any:
+    from moto.core.responses import ActionResult
+
+    endpoint = self.sagemaker_backend.update_endpoint(
+        endpoint_name=self._get_param("EndpointName"),
+        endpoint_config_name=self._get_param("EndpointConfigName"),
+    )
+    return ActionResult({"EndpointArn": endpoint.arn})
+
+
+def install_extensions() -> None:
+    """Patch moto's SageMaker backend with AWS-faithful create/update endpoint behaviour."""
+    SageMakerModelBackend.create_endpoint = _create_endpoint  # type: ignore[method-assign]
+    SageMakerModelBackend.update_endpoint = _update_endpoint  # type: ignore[attr-defined]
+    SageMakerResponse.update_endpoint = _update_endpoint_response  # type: ignore[attr-defined]
+
+
+def start(host: str = "127.0.0.1", port: int = 4566):
+    """Start moto's threaded server with the extensions; returns the server (call ``.stop()``)."""
+    from moto.server import ThreadedMotoServer
+
+    install_extensions()
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    return server
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4566)
+    args = parser.parse_args(argv)
+    server = start(args.host, args.port)
+    print(f"control plane listening on http://{args.host}:{args.port}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Operators of the pipeline: thin subclasses of the Amazon provider's, plus what it lacks."""

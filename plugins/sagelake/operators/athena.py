@@ -1,0 +1,91 @@
+"""Athena data-quality gate: one check per task, run on Athena (AWS) or on DuckDB (local)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from airflow.providers.amazon.aws.operators.athena import AthenaOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from sagelake import quality
+from sagelake.lake import split_s3_uri
+from sagelake.target import is_local
+
+
+def rows_from_athena_results(response: dict[str, Any]) -> tuple[list[str], list[tuple]]:
+    """Columns and rows of a ``GetQueryResults`` response of a SELECT (first row is the header)."""
+    rows = [[cell.get("VarCharValue") for cell in row["Data"]] for row in response["ResultSet"]["Rows"]]
+    if not rows:
+        return [], []
+    return rows[0], [tuple(row) for row in rows[1:]]
+
+
+class QualityCheckOperator(AthenaOperator):
+    """Run one declarative check from ``include/sql/checks/`` and fail the task when it is violated.
+
+    ``query`` is the check's ``.sql`` file (a Jinja template rendered by Airflow); its header comments
+    declare the expectation and severity (see :mod:`sagelake.quality`). The result is returned as XCom.
+    On the local target the rendered SQL runs on DuckDB through
+    :class:`sagelake.local.athena_engine.LocalAthenaEngine` and the result CSV is written to
+    ``output_location`` as Athena would.
+    """
+
+    template_fields: Sequence[str] = AthenaOperator.template_fields
+
+    def __init__(self, *, check_file: Path, **kwargs: Any) -> None:
+        self.check_file = Path(check_file)
+        super().__init__(query=f"checks/{self.check_file.name}", **kwargs)
+
+    def execute(self, context: Any) -> dict[str, Any] | None:
+        if not is_local():
+            query_execution_id = super().execute(context)
+            return self._evaluate(*rows_from_athena_results(self.hook.get_query_results(query_execution_id)))
+        columns, rows = self._run_locally()
+        return self._evaluate(columns, rows)
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        query_execution_id = super().execute_complete(context, event)
+        return self._evaluate(*rows_from_athena_results(self.hook.get_query_results(query_execution_id)))
+
+    def _run_locally(self) -> tuple[list[str], list[tuple]]:
+        from sagelake.local.athena_engine import LocalAthenaEngine
+        from sagelake.local.aws_session import access_from_hook
+
+        access = access_from_hook(self.hook)
+        session = self.hook.get_session()
+        engine = LocalAthenaEngine(
+            session.client("glue", endpoint_url=access.endpoint("glue"), region_name=access.region),
+            s3_endpoint_url=access.endpoint("s3"),
+            region=access.region,
+            access_key_id=access.access_key_id,
+            secret_access_key=access.secret_access_key,
+            session_token=access.session_token,
+        )
+        result = engine.execute(self.query, self.database)
+        if self.output_location:
+            self.query_execution_id = str(uuid.uuid4())
+            bucket, prefix = split_s3_uri(self.output_location.rstrip("/") + "/")
+            s3 = session.client("s3", endpoint_url=access.endpoint("s3"), region_name=access.region)
+            s3.put_object(Bucket=bucket, Key=f"{prefix}{self.query_execution_id}.csv", Body=result.to_csv())
+            self.log.info("Local query %s results in %s", self.query_execution_id, self.output_location)
+        return result.columns, result.rows
+
+    def _evaluate(self, columns: list[str], rows: list[tuple]) -> dict[str, Any]:
+        spec = quality.load_check(self.check_file)
+        result = quality.evaluate(spec, quality.value_from_result(columns, rows))
+        self.log.info(
+            "check %s: value=%s expect %s → %s",
+            spec.name,
+            result.value,
+            spec.expectation,
+            "PASS" if result.passed else "FAIL",
+        )
+        if not result.passed and spec.severity == "error":
+            raise AirflowFailException(
+                f"quality check {spec.name} failed: value={result.value} does not satisfy "
+                f"{result.expectation} ({spec.description})"
+            )
+        return result.as_dict()
