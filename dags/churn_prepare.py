@@ -6,7 +6,6 @@ from datetime import datetime, timedelta
 
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.sdk import Param, dag, task
-
 from sagelake.assets import curated_features
 from sagelake.operators.athena import QualityCheckOperator
 from sagelake.operators.glue import GlueCatalogPartitionOperator, SagelakeGlueJobOperator
@@ -42,8 +41,12 @@ Every task reads and overwrites only its `dt` partition: re-runs and backfills a
     max_active_runs=2,
     template_searchpath=[str(SQL_DIR)],
     params={name: Param(value) for name, value in PARAMS.items()},
-    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": timedelta(seconds=30),
-                  "aws_conn_id": AWS_CONN_ID},
+    default_args={
+        "owner": "data-engineering",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "aws_conn_id": AWS_CONN_ID,
+    },
     tags=["sagelake", "ingest", "glue", "athena"],
     doc_md=DOC,
 )

@@ -8,7 +8,6 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.sdk import Param, dag, task
-
 from sagelake.assets import curated_features
 from sagelake.operators.sagemaker import (
     DeployEndpointOperator,
@@ -49,7 +48,8 @@ def training_request(dt: str, params: dict[str, Any], run_id: str) -> dict[str, 
     from sagelake.images import sklearn_image_uri
     from sagelake.lake import Lake
     from sagelake.lifecycle import publish_source_dir
-    from sagelake.requests import resource_name, training_request as build
+    from sagelake.requests import resource_name
+    from sagelake.requests import training_request as build
 
     lake = Lake(params["bucket"])
     region = AwsBaseHook(aws_conn_id=AWS_CONN_ID).conn_region_name
@@ -74,17 +74,23 @@ def evaluate(training: dict[str, Any], dt: str, run_id: str) -> dict[str, Any]:
 
     summary = publish_evaluation(S3Hook(aws_conn_id=AWS_CONN_ID).get_conn(), training["Training"])
     summary["extras"] = model_package_extras(
-        evaluation_uri=summary["evaluation_uri"], metrics=summary["metrics"], dt=dt, run_id=run_id,
+        evaluation_uri=summary["evaluation_uri"],
+        metrics=summary["metrics"],
+        dt=dt,
+        run_id=run_id,
         training_job=summary["training_job"],
     )
     return summary
 
 
 @task
-def endpoint_request(approval: dict[str, Any], dt: str, params: dict[str, Any], run_id: str) -> dict[str, Any]:
+def endpoint_request(
+    approval: dict[str, Any], dt: str, params: dict[str, Any], run_id: str
+) -> dict[str, Any]:
     """Model + endpoint config + endpoint requests serving the approved package version."""
     from sagelake.lifecycle import package_container, package_version
-    from sagelake.requests import endpoint_request as build, resource_name
+    from sagelake.requests import endpoint_request as build
+    from sagelake.requests import resource_name
 
     arn = approval["model_package_arn"]
     sagemaker = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="sagemaker").conn
@@ -120,8 +126,12 @@ def smoke_test(dt: str, params: dict[str, Any]) -> dict[str, Any]:
         Body=json.dumps({"instances": instances}),
     )
     predictions = check_predictions(json.loads(response["Body"].read()), len(instances))
-    return {"endpoint": params["endpoint_name"], "instance": instances[0], "prediction": predictions[0],
-            "variant": response.get("InvokedProductionVariant")}
+    return {
+        "endpoint": params["endpoint_name"],
+        "instance": instances[0],
+        "prediction": predictions[0],
+        "variant": response.get("InvokedProductionVariant"),
+    }
 
 
 @dag(
@@ -130,10 +140,20 @@ def smoke_test(dt: str, params: dict[str, Any]) -> dict[str, Any]:
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    params={"dt": Param(None, type=["null", "string"], description="partition YYYY-MM-DD; default: "
-                        "the triggering asset event's"), **{k: Param(v) for k, v in PARAMS.items()}},
-    default_args={"owner": "ml-engineering", "retries": 1, "retry_delay": timedelta(seconds=30),
-                  "aws_conn_id": AWS_CONN_ID},
+    params={
+        "dt": Param(
+            None,
+            type=["null", "string"],
+            description="partition YYYY-MM-DD; default: the triggering asset event's",
+        ),
+        **{k: Param(v) for k, v in PARAMS.items()},
+    },
+    default_args={
+        "owner": "ml-engineering",
+        "retries": 1,
+        "retry_delay": timedelta(seconds=30),
+        "aws_conn_id": AWS_CONN_ID,
+    },
     tags=["sagelake", "sagemaker", "training", "deployment"],
     doc_md=DOC,
 )

@@ -9,7 +9,6 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.validate import validate_parameters
-
 from sagelake.lake import Lake
 from sagelake.requests import (
     endpoint_request,
@@ -90,9 +89,13 @@ def test_training_image_is_the_regional_sklearn_container() -> None:
 
 def test_endpoint_requests_are_valid() -> None:
     request = endpoint_request(
-        model_name="churn-20261126-abcd1234-v1", endpoint_config_name="churn-20261126-abcd1234-v1",
-        endpoint_name="sagelake-churn", role="arn:aws:iam::111122223333:role/r", image_uri="img",
-        model_data_url="s3://b/models/churn/j/output/model.tar.gz", instance_type="ml.m5.large",
+        model_name="churn-20261126-abcd1234-v1",
+        endpoint_config_name="churn-20261126-abcd1234-v1",
+        endpoint_name="sagelake-churn",
+        role="arn:aws:iam::111122223333:role/r",
+        image_uri="img",
+        model_data_url="s3://b/models/churn/j/output/model.tar.gz",
+        instance_type="ml.m5.large",
     )
     validate("sagemaker", "CreateModel", request["Model"])
     validate("sagemaker", "CreateEndpointConfig", request["EndpointConfig"])
@@ -101,12 +104,14 @@ def test_endpoint_requests_are_valid() -> None:
 
 
 def test_model_package_request_is_valid() -> None:
-    extras = model_package_extras(evaluation_uri="s3://b/e.json", metrics={"auc": 0.9}, dt=DT,
-                                  run_id=RUN_ID, training_job="j")
+    extras = model_package_extras(
+        evaluation_uri="s3://b/e.json", metrics={"auc": 0.9}, dt=DT, run_id=RUN_ID, training_job="j"
+    )
     request = {
         "InferenceSpecification": {
             "Containers": [{"Image": "img", "ModelDataUrl": "s3://b/m/model.tar.gz"}],
-            "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
         },
         "ModelPackageGroupName": "sagelake-churn",
         "ModelApprovalStatus": "PendingManualApproval",
@@ -125,9 +130,16 @@ def test_glue_job_task_renders_arguments_for_the_run_partition() -> None:
     assert all(f"dt={DT}/" in v for k, v in args.items() if k.startswith(("--input_", "--output_")))
     assert Path(task.script_location) == ROOT / "include" / "glue" / "churn_features.py"
     validate("glue", "StartJobRun", {"JobName": task.job_name, "Arguments": args})
-    validate("glue", "CreateJob", {"Name": task.job_name, "Role": "r",
-                                   "Command": {"Name": "glueetl", "ScriptLocation": "s3://b/s.py"},
-                                   **glue_job_kwargs()})
+    validate(
+        "glue",
+        "CreateJob",
+        {
+            "Name": task.job_name,
+            "Role": "r",
+            "Command": {"Name": "glueetl", "ScriptLocation": "s3://b/s.py"},
+            **glue_job_kwargs(),
+        },
+    )
 
 
 def test_glue_job_definition_and_run_are_accepted_by_the_control_plane(aws_env, bucket, monkeypatch) -> None:
@@ -156,12 +168,16 @@ def test_quality_check_query_is_accepted_by_athena_on_the_control_plane(aws_env)
     assert f"dt = '{DT}'" in task.query and "sagelake.churn_features" in task.query
     athena = boto3.client("athena", endpoint_url=aws_env, region_name=REGION)
     qid = athena.start_query_execution(
-        QueryString=task.query, QueryExecutionContext={"Database": task.database},
-        ResultConfiguration={"OutputLocation": task.output_location}, WorkGroup=task.workgroup,
+        QueryString=task.query,
+        QueryExecutionContext={"Database": task.database},
+        ResultConfiguration={"OutputLocation": task.output_location},
+        WorkGroup=task.workgroup,
     )["QueryExecutionId"]
     execution = athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]
     assert execution["Query"] == task.query
-    assert execution["ResultConfiguration"]["OutputLocation"] == f"s3://sagelake-lake/athena-results/{qid}.csv"
+    assert (
+        execution["ResultConfiguration"]["OutputLocation"] == f"s3://sagelake-lake/athena-results/{qid}.csv"
+    )
 
 
 def test_training_request_is_accepted_by_the_control_plane(aws_env, s3, monkeypatch) -> None:
@@ -179,4 +195,7 @@ def test_training_request_is_accepted_by_the_control_plane(aws_env, s3, monkeypa
     hook.create_training_job(request, wait_for_completion=False)
     described = hook.describe_training_job(request["TrainingJobName"])
     assert described["HyperParameters"] == request["HyperParameters"]
-    assert described["AlgorithmSpecification"]["TrainingImage"] == request["AlgorithmSpecification"]["TrainingImage"]
+    assert (
+        described["AlgorithmSpecification"]["TrainingImage"]
+        == request["AlgorithmSpecification"]["TrainingImage"]
+    )

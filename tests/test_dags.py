@@ -35,11 +35,21 @@ print(json.dumps(out))
 
 
 def parse(path: Path) -> dict:
-    env = {"PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT / 'dags'}", "PATH": "/usr/bin:/bin",
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
-           "HOME": str(Path.home())}
-    result = subprocess.run([sys.executable, "-c", PARSE, str(path)], capture_output=True, text=True, env=env,
-                            cwd=ROOT, timeout=120)
+    env = {
+        "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT / 'dags'}",
+        "PATH": "/usr/bin:/bin",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+        "HOME": str(Path.home()),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", PARSE, str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 

@@ -11,12 +11,12 @@ import json
 import subprocess
 import sys
 import tarfile
+from datetime import UTC
 from pathlib import Path
 
 import boto3
 import pyarrow.parquet as pq
 import pytest
-
 from sagelake.lake import Lake, split_s3_uri
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]
@@ -34,17 +34,23 @@ def stack(control_plane_url: str, tmp_path_factory: pytest.TempPathFactory):
     from sagelake.settings import default_params
 
     mp = pytest.MonkeyPatch()
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": REGION, "SAGELAKE_TARGET": "local"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "SAGELAKE_TARGET": "local",
+    }.items():
         mp.setenv(key, value)
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
-    server = endpoint_server.serve("127.0.0.1", 0, control_plane_url,
-                                   tmp_path_factory.mktemp("endpoint-cache"), REGION)
+    server = endpoint_server.serve(
+        "127.0.0.1", 0, control_plane_url, tmp_path_factory.mktemp("endpoint-cache"), REGION
+    )
     endpoint_url = f"http://127.0.0.1:{server.server_address[1]}"
     mp.setenv("AIRFLOW_CONN_AWS_DEFAULT", aws_connection(control_plane_url, endpoint_url))
     params = default_params()
-    bootstrap_control_plane(control_plane_url, str(params["bucket"]),
-                            (str(params["glue_role"]), str(params["sagemaker_role"])))
+    bootstrap_control_plane(
+        control_plane_url, str(params["bucket"]), (str(params["glue_role"]), str(params["sagemaker_role"]))
+    )
     session = boto3.Session(region_name=REGION)
     yield {
         "lake": Lake(str(params["bucket"])),
@@ -74,8 +80,11 @@ def read_parquet_prefix(s3, uri: str):
     import pyarrow as pa
 
     bucket, _ = split_s3_uri(uri)
-    tables = [pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=k)["Body"].read()))
-              for k in keys_under(s3, uri) if k.endswith(".parquet")]
+    tables = [
+        pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=k)["Body"].read()))
+        for k in keys_under(s3, uri)
+        if k.endswith(".parquet")
+    ]
     return pa.concat_tables(tables)
 
 
@@ -84,7 +93,7 @@ def task_states(dag_run) -> dict[str, str]:
 
 
 def test_pipeline_end_to_end(stack) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from sagelake.datagen import generate_day, land_day
 
@@ -92,7 +101,7 @@ def test_pipeline_end_to_end(stack) -> None:
     files = generate_day(GOOD_DT, n_customers=1200)
     land_day(s3, lake, GOOD_DT, files)
 
-    prepare = load_dag("churn_prepare").test(logical_date=datetime(2026, 11, 20, tzinfo=timezone.utc))
+    prepare = load_dag("churn_prepare").test(logical_date=datetime(2026, 11, 20, tzinfo=UTC))
     assert str(prepare.state) == "success", task_states(prepare)
 
     features = read_parquet_prefix(s3, lake.curated_features(GOOD_DT))
@@ -118,7 +127,8 @@ def test_pipeline_end_to_end(stack) -> None:
     row = features.slice(0, 1).to_pylist()[0]
     instance = {k: v for k, v in row.items() if k not in ("customer_id", "churned", "dt")}
     response = stack["runtime"].invoke_endpoint(
-        EndpointName=endpoint["EndpointName"], ContentType="application/json",
+        EndpointName=endpoint["EndpointName"],
+        ContentType="application/json",
         Body=json.dumps({"instances": [instance]}),
     )
     served = json.loads(response["Body"].read())["predictions"][0]["churn_probability"]
@@ -142,7 +152,7 @@ def in_process_probability(s3, model_url: str, instance: dict, tmp: Path | None 
 
 
 def test_failing_quality_check_fails_the_run_and_keeps_other_partitions(stack) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from sagelake.datagen import generate_day, land_day
 
@@ -150,7 +160,7 @@ def test_failing_quality_check_fails_the_run_and_keeps_other_partitions(stack) -
     before = {uri: keys_under(s3, uri) for uri in (lake.curated_features(GOOD_DT), lake.raw_events(GOOD_DT))}
     land_day(s3, lake, BAD_DT, generate_day(BAD_DT, n_customers=60))  # far below the row-count threshold
 
-    run = load_dag("churn_prepare").test(logical_date=datetime(2026, 11, 21, tzinfo=timezone.utc))
+    run = load_dag("churn_prepare").test(logical_date=datetime(2026, 11, 21, tzinfo=UTC))
     states = task_states(run)
     assert str(run.state) == "failed", states
     assert states["check_row_count"] == "failed", states

@@ -8,6 +8,7 @@ launcher recorded (their whole process group), never by name.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -269,10 +270,8 @@ def down(stack: Stack) -> list[str]:
         pid = running_pid(stack, name)
         if pid is None:
             continue
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.3)
@@ -288,10 +287,8 @@ def _alive(pid: int) -> bool:
         os.killpg(pid, 0)
     except ProcessLookupError:
         return False
-    try:  # reap it if it is our child (it is not, across invocations)
+    with contextlib.suppress(ChildProcessError):  # reap it if it is our own child (same invocation)
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
     return True
 
 
@@ -313,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             for name in ("control-plane", "endpoint", "airflow"):
                 pid = running_pid(stack, name)
-                print(f"{name}: {'running (pid %d)' % pid if pid else 'stopped'}")
+                print(f"{name}: {f'running (pid {pid})' if pid else 'stopped'}")
     except StackError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
