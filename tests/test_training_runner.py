@@ -154,9 +154,14 @@ def test_container_contract_env_args_and_channel_layout(s3, bucket: str, tmp_pat
         flag="true",
     )
     del request["AlgorithmSpecification"]["MetricDefinitions"]
+    (tmp_path / "work" / "model").mkdir(parents=True)
+    (tmp_path / "work" / "model" / "stale.joblib").write_text("from an earlier run")
     result = run_training_job(request, s3, tmp_path / "work")
 
     probe = unpack_json(s3, result.model_artifacts, "probe.json")
+    bucket_name, key = result.model_artifacts[5:].split("/", 1)
+    with tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=bucket_name, Key=key)["Body"].read())) as tar:
+        assert tar.getnames() == ["probe.json"]
     assert probe["argv"] == ["--flag", "True", "--max_iter", "100", "--name", "churn"]
     assert probe["files"] == [
         "churn_features/dt=2024-01-01/_SUCCESS",

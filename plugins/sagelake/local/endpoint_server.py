@@ -1,0 +1,346 @@
+"""The local endpoint data plane: a sagemaker-runtime ``InvokeEndpoint`` server.
+
+Each request asks the control plane which model the endpoint serves (endpoint → endpoint config →
+production variant → model → ``ModelDataUrl``), loads that ``model.tar.gz`` once (its
+``code/inference.py`` under a unique module name, ``model_fn`` called once) and runs
+``input_fn → predict_fn → output_fn``. Errors carry AWS's codes, so botocore raises
+``ValidationError`` / ``ModelError`` as against real SageMaker.
+
+Run as ``python -m sagelake.local.endpoint_server --port 8085 --control-plane-url http://127.0.0.1:4566``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import random
+import shutil
+import signal
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from sagelake.lake import split_s3_uri
+from sagelake.local.training_runner import extract_tar
+
+log = logging.getLogger(__name__)
+
+ACCOUNT_ID = "123456789012"
+JSON = "application/json"
+MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker's real-time payload limit
+
+
+class InvocationError(Exception):
+    """An error to return to the caller with an AWS status and error code."""
+
+    def __init__(self, status: int, code: str, message: str, extra: dict | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra or {}
+
+
+def validation_error(message: str) -> InvocationError:
+    return InvocationError(400, "ValidationError", message)
+
+
+def model_error(message: str, variant: str = "") -> InvocationError:
+    """424 ModelError, shaped like AWS's (the container's 500 wrapped as OriginalStatusCode)."""
+    extra = {"OriginalStatusCode": 500, "OriginalMessage": message}
+    prefix = f"Received server error (500) from {variant or 'primary'} with message"
+    return InvocationError(424, "ModelError", f'{prefix} "{message}".', extra)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One production variant of an endpoint config."""
+
+    name: str
+    model_name: str
+    weight: float
+
+
+@dataclass
+class LoadedModel:
+    """A model archive extracted on disk, its inference module and the object ``model_fn`` returned."""
+
+    url: str
+    directory: Path
+    module: ModuleType
+    model: Any
+
+
+def choose_variant(variants: list[Variant], rng: random.Random, target: str | None = None) -> Variant:
+    """The targeted variant, else one drawn by weight (all weights zero → uniform)."""
+    if not variants:
+        raise validation_error("endpoint config has no production variants")
+    if target:
+        for variant in variants:
+            if variant.name == target:
+                return variant
+        raise validation_error(f"target variant {target!r} is not one of {[v.name for v in variants]}")
+    weights = [max(v.weight, 0.0) for v in variants]
+    if sum(weights) <= 0:
+        weights = [1.0] * len(variants)
+    return rng.choices(variants, weights=weights, k=1)[0]
+
+
+def _client_error_code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+class ModelCache:
+    """Download and load each ``ModelDataUrl`` once; thread-safe."""
+
+    def __init__(self, s3_client, cache_dir: Path) -> None:
+        self.s3 = s3_client
+        self.cache_dir = Path(cache_dir)
+        self._models: dict[str, LoadedModel] = {}
+        self._lock = threading.Lock()
+
+    def get(self, url: str) -> LoadedModel:
+        with self._lock:
+            if url not in self._models:
+                self._models[url] = self._load(url)
+            return self._models[url]
+
+    def _load(self, url: str) -> LoadedModel:
+        try:
+            bucket, key = split_s3_uri(url)
+            data = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except (ValueError, ClientError, BotoCoreError) as exc:
+            raise model_error(f"cannot download model data {url}: {exc}") from None
+        digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+        directory = self.cache_dir / digest
+        staging = self.cache_dir / f".{digest}-{uuid.uuid4().hex[:8]}"
+        try:
+            extract_tar(data, staging)
+        except Exception as exc:  # a corrupt archive is the model's fault, not the caller's
+            shutil.rmtree(staging, ignore_errors=True)
+            raise model_error(f"model data {url} is not a readable model.tar.gz: {exc}") from None
+        shutil.rmtree(directory, ignore_errors=True)
+        staging.rename(directory)
+        script = directory / "code" / "inference.py"
+        if not script.is_file():
+            raise model_error(f"model data {url} has no code/inference.py: train with the sagelake train.py")
+        module_name = f"sagelake_endpoint_model_{digest}_{uuid.uuid4().hex[:8]}"
+        code_dir = str(script.parent)
+        sys.path.insert(0, code_dir)  # the container puts code/ on the path for sibling imports
+        try:
+            spec = importlib.util.spec_from_file_location(module_name, script)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            sys.modules[module_name] = module
+            model = module.model_fn(str(directory))
+        except Exception as exc:
+            raise model_error(f"loading {url} failed: {type(exc).__name__}: {exc}") from None
+        finally:
+            sys.path.remove(code_dir)
+        log.info("loaded model %s into %s", url, directory)
+        return LoadedModel(url=url, directory=directory, module=module, model=model)
+
+
+class EndpointServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer holding the control-plane client, the model cache and the variant RNG."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], sagemaker_client, models: ModelCache, seed: int = 0) -> None:
+        super().__init__(address, InvocationHandler)
+        self.sagemaker = sagemaker_client
+        self.models = models
+        self._rng = random.Random(seed)
+        self._rng_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def pick(self, variants: list[Variant], target: str | None) -> Variant:
+        with self._rng_lock:
+            return choose_variant(variants, self._rng, target)
+
+    def resolve(self, endpoint: str, target: str | None) -> tuple[Variant, str]:
+        """Endpoint name → (chosen variant, its ModelDataUrl), asking the control plane every time."""
+        try:
+            described = self.sagemaker.describe_endpoint(EndpointName=endpoint)
+        except ClientError as exc:
+            if _client_error_code(exc) in ("ValidationException", "ValidationError", "ResourceNotFound"):
+                raise validation_error(f"Endpoint {endpoint} of account {ACCOUNT_ID} not found.") from None
+            raise
+        if described.get("EndpointStatus") not in ("InService", "Updating"):
+            raise validation_error(
+                f"Endpoint {endpoint} is {described.get('EndpointStatus')}, not InService."
+            )
+        config_name = described["EndpointConfigName"]
+        try:
+            config = self.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
+        except ClientError as exc:
+            raise validation_error(f"endpoint config {config_name} of endpoint {endpoint}: {exc}") from None
+        variants = [
+            Variant(v["VariantName"], v["ModelName"], float(v.get("InitialVariantWeight", 1.0)))
+            for v in config.get("ProductionVariants", [])
+        ]
+        variant = self.pick(variants, target)
+        try:
+            model = self.sagemaker.describe_model(ModelName=variant.model_name)
+        except ClientError as exc:
+            raise validation_error(f"model {variant.model_name} of endpoint {endpoint}: {exc}") from None
+        container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+        url = container.get("ModelDataUrl")
+        if not url:
+            raise model_error(f"model {variant.model_name} has no ModelDataUrl", variant.name)
+        return variant, url
+
+    def invoke(self, endpoint: str, body: bytes, content_type: str, accept: str, target: str | None):
+        """Run one invocation; returns ``(response body, content type, variant name)``."""
+        variant, url = self.resolve(endpoint, target)
+        loaded = self.models.get(url)
+        module = loaded.module
+        try:
+            data = module.input_fn(body, content_type)
+            prediction = module.predict_fn(data, loaded.model)
+            result = module.output_fn(prediction, accept)
+            payload, response_type = result if isinstance(result, tuple) else (result, accept)
+            payload = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
+        except Exception as exc:
+            raise model_error(f"{type(exc).__name__}: {exc}", variant.name) from None
+        return payload, response_type or JSON, variant.name
+
+    def start(self) -> EndpointServer:
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.1}, name="endpoint-server", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self.server_close()
+
+
+class InvocationHandler(BaseHTTPRequestHandler):
+    """``POST /endpoints/{name}/invocations`` and ``GET /ping``."""
+
+    server: EndpointServer
+    protocol_version = "HTTP/1.1"
+
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:  # one line per request is ours
+        pass
+
+    def _send(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _send_error(self, error: InvocationError) -> None:
+        body = json.dumps(
+            {"__type": error.code, "message": error.message, "Message": error.message, **error.extra}
+        )
+        self._send(error.status, body.encode(), JSON, {"x-amzn-ErrorType": error.code})
+
+    def do_GET(self) -> None:
+        if urlsplit(self.path).path == "/ping":
+            self._send(200, b"", "text/plain")
+        else:
+            self._send_error(
+                InvocationError(404, "UnknownOperationException", f"no route for GET {self.path}")
+            )
+        log.info("GET %s %d", self.path, 200 if self.path == "/ping" else 404)
+
+    def do_POST(self) -> None:
+        started = time.monotonic()
+        parts = urlsplit(self.path).path.strip("/").split("/")
+        endpoint, variant, status = "", "-", 200
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY_BYTES:
+                self.close_connection = True  # the unread body would corrupt a kept-alive connection
+                raise validation_error(
+                    f"request body is {length} bytes, more than the {MAX_BODY_BYTES} allowed"
+                )
+            body = self.rfile.read(length)
+            if len(parts) != 3 or parts[0] != "endpoints" or parts[2] != "invocations":
+                raise InvocationError(404, "UnknownOperationException", f"no route for POST {self.path}")
+            endpoint = unquote(parts[1])
+            payload, content_type, variant = self.server.invoke(
+                endpoint,
+                body,
+                self.headers.get("Content-Type") or JSON,
+                self.headers.get("Accept") or JSON,
+                self.headers.get("X-Amzn-SageMaker-Target-Variant"),
+            )
+            self._send(200, payload, content_type, {"x-Amzn-Invoked-Production-Variant": variant})
+        except InvocationError as error:
+            status = error.status
+            self._send_error(error)
+        except Exception as exc:  # control plane down or a bug here: not the caller's fault
+            status = 500
+            log.exception("invocation of %s failed", endpoint)
+            self._send_error(InvocationError(500, "InternalFailure", f"{type(exc).__name__}: {exc}"))
+        log.info(
+            "POST %s endpoint=%s variant=%s status=%d %.3fs",
+            self.path,
+            endpoint,
+            variant,
+            status,
+            time.monotonic() - started,
+        )
+
+
+def serve(
+    host: str,
+    port: int,
+    control_plane_url: str,
+    cache_dir: str | Path,
+    region: str = "us-east-1",
+    seed: int = 0,
+) -> EndpointServer:
+    """Start the endpoint server in a background thread; call ``.shutdown()`` to stop it."""
+    session = boto3.session.Session(region_name=region)
+    sagemaker = session.client("sagemaker", endpoint_url=control_plane_url)
+    s3 = session.client("s3", endpoint_url=control_plane_url)
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    return EndpointServer((host, port), sagemaker, ModelCache(s3, Path(cache_dir)), seed).start()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8085)
+    parser.add_argument("--control-plane-url", default="http://127.0.0.1:4566")
+    parser.add_argument("--cache-dir", default=".local/endpoint-cache")
+    parser.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    server = serve(args.host, args.port, args.control_plane_url, args.cache_dir, args.region)
+    host, port = server.server_address[:2]
+    print(
+        f"endpoint server listening on http://{host}:{port} (control plane {args.control_plane_url})",
+        flush=True,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,387 @@
+"""The local SageMaker training engine: run a CreateTrainingJob request the way the container does.
+
+Channels are downloaded into ``<work>/input/data/<channel>``, the script-mode ``sourcedir.tar.gz``
+is extracted into ``<work>/code`` and the entry point runs in a subprocess with the SageMaker
+environment contract (``SM_*``). On success the model dir and the output data dir are tarred to
+``{S3OutputPath}/{TrainingJobName}/output/model.tar.gz`` and ``.../output.tar.gz``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sagelake.lake import split_s3_uri
+
+log = logging.getLogger(__name__)
+
+CURRENT_HOST = "algo-1"
+LOG_TAIL_LINES = 50
+EXCLUDED_NAMES = {"__pycache__", ".git", ".pytest_cache", ".ruff_cache"}
+# "validation:auc=0.8123" — a metric name with a colon, '=', a number.
+DEFAULT_METRIC_LINE = re.compile(
+    r"^\s*([A-Za-z0-9_.\-]+:[A-Za-z0-9_.\-:]+)\s*=\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
+)
+
+
+class TrainingJobFailedError(RuntimeError):
+    """The training script failed (or timed out); nothing was uploaded."""
+
+
+class TrainingRequestError(ValueError):
+    """The CreateTrainingJob request cannot be run locally (bad field, missing channel data, ...)."""
+
+
+@dataclass(frozen=True)
+class TrainingRunResult:
+    """What a finished local training job produced."""
+
+    job_name: str
+    model_artifacts: str  # s3://.../{job}/output/model.tar.gz (ModelArtifacts.S3ModelArtifacts)
+    output_data: str  # s3://.../{job}/output/output.tar.gz
+    metrics: dict[str, float] = field(default_factory=dict)
+    log_tail: str = ""
+
+
+def _json_or_raw(value: Any) -> Any:
+    """Hyperparameter values arrive as strings, usually JSON-encoded (``"\\"train.py\\""``, ``"200"``)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def _as_arg(value: Any) -> str:
+    """How the SageMaker training toolkit renders a decoded hyperparameter on the command line."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _as_env(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def decode_hyperparameters(raw: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split decoded hyperparameters into (user hyperparameters, ``sagemaker_*`` framework parameters)."""
+    user, framework = {}, {}
+    for key, value in (raw or {}).items():
+        (framework if key.startswith("sagemaker_") else user)[key] = _json_or_raw(value)
+    return user, framework
+
+
+def command_line(program: Path, hyperparameters: dict[str, Any]) -> list[str]:
+    """``[python, program, --key value, ...]`` with keys sorted like the toolkit does."""
+    args = [sys.executable, str(program)]
+    for key in sorted(hyperparameters):
+        args += [f"--{key}", _as_arg(hyperparameters[key])]
+    return args
+
+
+def _required(request: dict, *path: str) -> Any:
+    node: Any = request
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            raise TrainingRequestError(
+                f"CreateTrainingJob request lacks {'.'.join(path)}: add it to the job config"
+            )
+        node = node[key]
+    return node
+
+
+def _list_keys(s3_client, bucket: str, prefix: str) -> Iterator[str]:
+    paginator = s3_client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            if not obj["Key"].endswith("/"):
+                yield obj["Key"]
+
+
+def download_channel(s3_client, channel: dict, dest: Path) -> int:
+    """Download an S3Prefix channel into ``dest`` keeping paths below the prefix; return the file count."""
+    name = channel.get("ChannelName", "?")
+    source = (channel.get("DataSource") or {}).get("S3DataSource")
+    if not source:
+        raise TrainingRequestError(
+            f"channel {name!r} has no DataSource.S3DataSource: only S3 channels run locally"
+        )
+    if source.get("S3DataType", "S3Prefix") != "S3Prefix":
+        raise TrainingRequestError(
+            f"channel {name!r}: S3DataType {source['S3DataType']!r} unsupported, use S3Prefix"
+        )
+    if channel.get("InputMode", "File") == "Pipe":
+        raise TrainingRequestError(f"channel {name!r}: Pipe input mode is unsupported locally, use File")
+    uri = source["S3Uri"]
+    bucket, prefix = split_s3_uri(uri)
+    base = prefix[: prefix.rfind("/") + 1]  # SageMaker keeps the key below the prefix's last '/'
+    dest.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for key in _list_keys(s3_client, bucket, prefix):
+        target = (dest / key[len(base) :]).resolve()
+        if dest.resolve() not in target.parents:
+            raise TrainingRequestError(f"object key {key!r} escapes the channel directory")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3_client.download_file(bucket, key, str(target))
+        count += 1
+    if count == 0:
+        raise TrainingRequestError(
+            f"channel {name!r}: no objects under {uri}: produce the data first or fix the channel's S3Uri"
+        )
+    return count
+
+
+def _fetch_source(s3_client, uri: str) -> bytes:
+    if uri.startswith("file://"):
+        return Path(uri[len("file://") :]).read_bytes()
+    bucket, key = split_s3_uri(uri)
+    try:
+        return s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except s3_client.exceptions.NoSuchKey:
+        raise TrainingRequestError(
+            f"sagemaker_submit_directory {uri} does not exist: upload sourcedir.tar.gz"
+        ) from None
+
+
+def extract_tar(data: bytes, dest: Path) -> None:
+    """Extract a (gzipped) tarball safely into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+        tar.extractall(dest, filter="data")
+
+
+def _tar_entries(directory: Path) -> list[Path]:
+    entries = []
+    for path in sorted(directory.rglob("*")):
+        rel = path.relative_to(directory)
+        if any(part in EXCLUDED_NAMES for part in rel.parts) or path.suffix == ".pyc":
+            continue
+        entries.append(path)
+    return entries
+
+
+def package_source_dir(source_dir: Path) -> bytes:
+    """A deterministic ``sourcedir.tar.gz`` of ``source_dir`` (sorted entries, fixed mtimes and owners)."""
+    source_dir = Path(source_dir)
+    if not source_dir.is_dir():
+        raise FileNotFoundError(f"source dir {source_dir} does not exist")
+    buffer = io.BytesIO()
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for path in _tar_entries(source_dir):
+            info = tar.gettarinfo(str(path), arcname=path.relative_to(source_dir).as_posix())
+            info.mtime = 0
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            info.mode = 0o755 if path.is_dir() or os.access(path, os.X_OK) else 0o644
+            if path.is_file():
+                with path.open("rb") as handle:
+                    tar.addfile(info, handle)
+            else:
+                tar.addfile(info)
+    return buffer.getvalue()
+
+
+def parse_metrics(lines: list[str], definitions: list[dict] | None = None) -> dict[str, float]:
+    """Metrics from log lines: the job's MetricDefinitions if any, else ``name:part=value`` lines.
+
+    The last value of a metric wins, as in the final metrics SageMaker reports.
+    """
+    metrics: dict[str, float] = {}
+    compiled = [(d["Name"], re.compile(d["Regex"])) for d in definitions or []]
+    for line in lines:
+        if compiled:
+            for name, regex in compiled:
+                match = regex.search(line)
+                if match:
+                    try:
+                        metrics[name] = float(match.group(1))
+                    except (IndexError, ValueError):
+                        continue
+        else:
+            match = DEFAULT_METRIC_LINE.match(line)
+            if match:
+                metrics[match.group(1)] = float(match.group(2))
+    return metrics
+
+
+def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _environment(request: dict, work: Path, channels: dict[str, Path], hps: dict, framework: dict) -> dict:
+    model_dir, output_dir = work / "model", work / "output"
+    resource = {"current_host": CURRENT_HOST, "hosts": [CURRENT_HOST], "network_interface_name": "eth0"}
+    input_config = {
+        c["ChannelName"]: {k: v for k, v in c.items() if k != "ChannelName"}
+        for c in request["InputDataConfig"]
+    }
+    program = str(framework.get("sagemaker_program", ""))
+    training_env = {
+        "job_name": request["TrainingJobName"],
+        "channel_input_dirs": {name: str(path) for name, path in channels.items()},
+        "current_host": CURRENT_HOST,
+        "hosts": [CURRENT_HOST],
+        "hyperparameters": hps,
+        "additional_framework_parameters": {k: v for k, v in framework.items()},
+        "input_dir": str(work / "input"),
+        "input_config_dir": str(work / "input" / "config"),
+        "input_data_config": input_config,
+        "model_dir": str(model_dir),
+        "output_dir": str(output_dir),
+        "output_data_dir": str(output_dir / "data"),
+        "module_dir": str(framework.get("sagemaker_submit_directory", "")),
+        "module_name": program.removesuffix(".py"),
+        "user_entry_point": program,
+        "num_cpus": os.cpu_count() or 1,
+        "num_gpus": 0,
+        "resource_config": resource,
+        "log_level": 20,
+    }
+    env = dict(os.environ)
+    env.update(
+        {
+            "PYTHONUNBUFFERED": "1",
+            "TRAINING_JOB_NAME": request["TrainingJobName"],
+            "SM_TRAINING_ENV": json.dumps(training_env),
+            "SM_CHANNELS": json.dumps(sorted(channels)),
+            "SM_MODEL_DIR": str(model_dir),
+            "SM_OUTPUT_DIR": str(output_dir),
+            "SM_OUTPUT_DATA_DIR": str(output_dir / "data"),
+            "SM_INPUT_DIR": str(work / "input"),
+            "SM_INPUT_CONFIG_DIR": str(work / "input" / "config"),
+            "SM_INPUT_DATA_CONFIG": json.dumps(input_config),
+            "SM_HPS": json.dumps(hps),
+            "SM_NUM_CPUS": str(os.cpu_count() or 1),
+            "SM_NUM_GPUS": "0",
+            "SM_CURRENT_HOST": CURRENT_HOST,
+            "SM_HOSTS": json.dumps([CURRENT_HOST]),
+            "SM_RESOURCE_CONFIG": json.dumps(resource),
+            "SM_USER_ENTRY_POINT": program,
+            "SM_MODULE_DIR": training_env["module_dir"],
+            "SM_LOG_LEVEL": "20",
+        }
+    )
+    for name, path in channels.items():
+        env[f"SM_CHANNEL_{name.upper()}"] = str(path)
+    for key, value in hps.items():
+        env[f"SM_HP_{key.upper()}"] = _as_env(value)
+    config_dir = work / "input" / "config"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / "hyperparameters.json").write_text(json.dumps(request.get("HyperParameters") or {}))
+    (config_dir / "inputdataconfig.json").write_text(json.dumps(input_config))
+    (config_dir / "resourceconfig.json").write_text(json.dumps(resource))
+    return env
+
+
+def _upload(s3_client, uri: str, data: bytes) -> str:
+    bucket, key = split_s3_uri(uri)
+    s3_client.put_object(Bucket=bucket, Key=key, Body=data)
+    return uri
+
+
+def run_training_job(request: dict, s3_client, work_dir: Path) -> TrainingRunResult:
+    """Run one CreateTrainingJob request locally; upload model.tar.gz and output.tar.gz on success."""
+    job = _required(request, "TrainingJobName")
+    output_path = _required(request, "OutputDataConfig", "S3OutputPath").rstrip("/")
+    split_s3_uri(output_path + "/")
+    hps, framework = decode_hyperparameters(request.get("HyperParameters") or {})
+    program_name = framework.get("sagemaker_program")
+    submit_dir = framework.get("sagemaker_submit_directory")
+    if not program_name or not submit_dir:
+        raise TrainingRequestError(
+            f"training job {job}: HyperParameters need sagemaker_program and sagemaker_submit_directory "
+            "(script mode) to run locally"
+        )
+    timeout = (request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
+    definitions = (request.get("AlgorithmSpecification") or {}).get("MetricDefinitions")
+
+    work = Path(work_dir)
+    for stale in ("input", "code", "model", "output"):  # a reused work dir must not leak old artefacts
+        shutil.rmtree(work / stale, ignore_errors=True)
+    channels: dict[str, Path] = {}
+    for channel in request.get("InputDataConfig") or []:
+        name = _required(channel, "ChannelName")
+        channels[name] = work / "input" / "data" / name
+        count = download_channel(s3_client, channel, channels[name])
+        log.info("training job %s: channel %s: %d file(s) downloaded", job, name, count)
+    request = {**request, "InputDataConfig": request.get("InputDataConfig") or []}
+
+    code_dir = work / "code"
+    extract_tar(_fetch_source(s3_client, str(submit_dir)), code_dir)
+    program = (code_dir / str(program_name)).resolve()
+    if not program.is_file() or code_dir.resolve() not in program.parents:
+        raise TrainingRequestError(
+            f"training job {job}: sagemaker_program {program_name!r} is not in {submit_dir}"
+        )
+    if (code_dir / "requirements.txt").exists():
+        log.warning(
+            "training job %s: requirements.txt is not installed locally; the venv must provide it", job
+        )
+    for directory in ("model", "output/data"):
+        (work / directory).mkdir(parents=True, exist_ok=True)
+
+    env = _environment(request, work, channels, hps, framework)
+    cmd = command_line(program, hps)
+    log.info("training job %s: running %s", job, " ".join(cmd[1:]))
+    try:
+        proc = subprocess.run(cmd, cwd=code_dir, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        stderr = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
+        raise TrainingJobFailedError(
+            f"training job {job} exceeded StoppingCondition.MaxRuntimeInSeconds={timeout}: {_tail(stderr, 5)}"
+        ) from None
+    (work / "output" / "stdout.log").write_text(proc.stdout)
+    (work / "output" / "stderr.log").write_text(proc.stderr)
+    for stream, text in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+        for line in text.splitlines()[-LOG_TAIL_LINES:]:
+            log.info("[%s %s] %s", job, stream, line)
+    if proc.returncode != 0:
+        failure = work / "output" / "failure"
+        reason = failure.read_text().strip() if failure.exists() else ""
+        detail = _tail(proc.stderr, 10) or "no output on stderr"
+        if reason and reason not in detail:
+            detail = f"{reason}\n{detail}"
+        raise TrainingJobFailedError(f"training job {job} failed (exit {proc.returncode}): {detail}")
+
+    prefix = f"{output_path}/{job}/output"
+    model_uri = _upload(s3_client, f"{prefix}/model.tar.gz", package_source_dir(work / "model"))
+    output_uri = _upload(s3_client, f"{prefix}/output.tar.gz", package_source_dir(work / "output" / "data"))
+    log.info("training job %s: model artefacts at %s", job, model_uri)
+    return TrainingRunResult(
+        job_name=job,
+        model_artifacts=model_uri,
+        output_data=output_uri,
+        metrics=parse_metrics(proc.stdout.splitlines(), definitions),
+        log_tail=_tail(proc.stdout + "\n" + proc.stderr),
+    )
+
+
+def read_evaluation(s3_client, output_tar_uri: str) -> dict:
+    """Read ``evaluation.json`` from a training job's ``output.tar.gz``."""
+    bucket, key = split_s3_uri(output_tar_uri)
+    data = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+        for member in tar.getmembers():
+            if member.isfile() and member.name.removeprefix("./") == "evaluation.json":
+                return json.loads(tar.extractfile(member).read())
+    raise FileNotFoundError(f"{output_tar_uri} holds no evaluation.json: the training script must write it")
