@@ -52,7 +52,7 @@ def training_request(dt: str, params: dict[str, Any], run_id: str) -> dict[str, 
     from sagelake.requests import training_request as build
 
     lake = Lake(params["bucket"])
-    region = AwsBaseHook(aws_conn_id=AWS_CONN_ID).conn_region_name
+    region = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="sagemaker").conn_region_name
     source_uri = publish_source_dir(S3Hook(aws_conn_id=AWS_CONN_ID).get_conn(), lake, TRAINING_DIR)
     return build(
         job_name=resource_name("churn", dt, run_id),

@@ -47,8 +47,8 @@ class SagelakeTrainingOperator(SageMakerTrainingOperator):
         s3 = S3Hook(aws_conn_id=self.aws_conn_id, region_name=self.region_name).get_conn()
         with tempfile.TemporaryDirectory(prefix="sagelake-train-") as work:
             result = run_training_job(self.config, s3, Path(work))
-        for name, value in result.metrics.items():
-            self.log.info("metric %s=%s", name, value)
+        for metric, value in result.metrics.items():
+            self.log.info("metric %s=%s", metric, value)
         self.hook.create_training_job(self.config, wait_for_completion=False)
         return self.serialize_result(name)
 
