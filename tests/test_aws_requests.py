@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.validate import validate_parameters
 from sagelake.lake import Lake
-from sagelake.requests import (
+from sagelake.aws_requests import (
     endpoint_request,
     glue_job_kwargs,
     model_package_extras,

@@ -80,3 +80,33 @@ def test_every_dag_has_tags_doc_owner_and_retries(parsed: dict) -> None:
             assert task["owner"] not in ("", "airflow"), f"{dag_id}.{task_id} has no owner"
             if not task_id.startswith("check_"):  # a violated data check is not retried: data won't change
                 assert task["retries"] >= 1, f"{dag_id}.{task_id} has no retries"
+
+
+PLUGINS = r"""
+import json, sys
+from airflow import plugins_manager
+plugins_manager.ensure_plugins_loaded()
+import requests, sagemaker
+print(json.dumps({"requests": requests.__file__, "sagemaker": sagemaker.__file__,
+                  "top_level": sorted(m for m in sys.modules if m in ("glue", "athena", "lake", "stack", "demo"))}))
+"""
+
+
+def test_airflow_plugin_loading_does_not_shadow_libraries(tmp_path) -> None:
+    """Airflow imports every file in plugins/ as a top-level module unless .airflowignore excludes it."""
+    env = {
+        "PYTHONPATH": str(ROOT / "plugins"),
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(Path.home()),
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", PLUGINS], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "site-packages" in loaded["requests"]
+    assert "site-packages" in loaded["sagemaker"]
+    assert loaded["top_level"] == []

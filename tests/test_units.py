@@ -50,7 +50,7 @@ def test_approval_policy(metrics, status) -> None:
 
 
 def test_metrics_round_trip_through_package_metadata() -> None:
-    from sagelake.requests import model_package_extras
+    from sagelake.aws_requests import model_package_extras
 
     extras = model_package_extras(
         evaluation_uri="s3://b/e.json",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sagelake.requests import SKLEARN_FRAMEWORK_VERSION
+from sagelake.aws_requests import SKLEARN_FRAMEWORK_VERSION
 
 
 def sklearn_image_uri(region: str, instance_type: str, version: str = SKLEARN_FRAMEWORK_VERSION) -> str:

@@ -117,6 +117,8 @@ def airflow_env(stack: Stack) -> dict[str, str]:
         "SAGELAKE_TARGET": "local",
         "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT / "plugins"), os.environ.get("PYTHONPATH", "")]),
         "NO_PROXY": "127.0.0.1,localhost",
+        # standalone starts its components as `airflow …`: this venv's, whatever the caller's PATH
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         **aws_env(),
     }
 
@@ -141,9 +143,12 @@ def running_pid(stack: Stack, name: str) -> int | None:
     return pid
 
 
-def wait_for_http(url: str, what: str, timeout_s: float, log: Path) -> None:
+def wait_for_http(url: str, what: str, timeout_s: float, log: Path, pid: int | None = None) -> None:
+    """Wait until ``url`` answers; fail at once if the process ``pid`` died."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        if pid is not None and not _alive(pid):
+            raise StackError(f"{what} exited during start-up: see {log}")
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
@@ -221,46 +226,38 @@ def up(stack: Stack) -> None:
     find_java_home()  # fail early, with its one-line advice, rather than in the Glue task
     python = sys.executable
     plugins = {"PYTHONPATH": str(PROJECT_ROOT / "plugins"), **aws_env()}
-    start_process(
-        stack,
-        "control-plane",
-        [python, "-m", "sagelake.local.control_plane", "--port", str(stack.ports.control_plane)],
-        plugins,
-        stack.ports.control_plane,
-    )
+    module = [python, "-m", "sagelake.local.control_plane", "--port", str(stack.ports.control_plane)]
+    pid = start_process(stack, "control-plane", module, plugins, stack.ports.control_plane)
     wait_for_http(
-        f"{stack.control_plane_url}/moto-api/", "control plane", 60, stack.log_file("control-plane")
+        f"{stack.control_plane_url}/moto-api/", "control plane", 60, stack.log_file("control-plane"), pid
     )
     params = default_params()
     roles = (str(params["glue_role"]), str(params["sagemaker_role"]))
     bootstrap_control_plane(stack.control_plane_url, str(params["bucket"]), roles)
 
-    start_process(
-        stack,
-        "endpoint",
-        [
-            python,
-            "-m",
-            "sagelake.local.endpoint_server",
-            "--port",
-            str(stack.ports.endpoint),
-            "--control-plane-url",
-            stack.control_plane_url,
-            "--cache-dir",
-            str(stack.local_dir / "endpoint-cache"),
-        ],
-        plugins,
-        stack.ports.endpoint,
-    )
-    wait_for_http(f"{stack.endpoint_url}/ping", "endpoint server", 60, stack.log_file("endpoint"))
+    module = [
+        python,
+        "-m",
+        "sagelake.local.endpoint_server",
+        "--port",
+        str(stack.ports.endpoint),
+        "--control-plane-url",
+        stack.control_plane_url,
+        "--cache-dir",
+        str(stack.local_dir / "endpoint-cache"),
+    ]
+    pid = start_process(stack, "endpoint", module, plugins, stack.ports.endpoint)
+    wait_for_http(f"{stack.endpoint_url}/ping", "endpoint server", 60, stack.log_file("endpoint"), pid)
 
     stack.airflow_home.mkdir(parents=True, exist_ok=True)
     passwords = stack.airflow_home / "passwords.json"
     passwords.write_text(json.dumps({LOCAL_USER: LOCAL_PASSWORD}))
     passwords.chmod(0o600)
     airflow = str(Path(python).with_name("airflow"))
-    start_process(stack, "airflow", [airflow, "standalone"], airflow_env(stack), stack.ports.airflow)
-    wait_for_http(f"{stack.airflow_url}/api/v2/monitor/health", "Airflow", 300, stack.log_file("airflow"))
+    pid = start_process(stack, "airflow", [airflow, "standalone"], airflow_env(stack), stack.ports.airflow)
+    wait_for_http(
+        f"{stack.airflow_url}/api/v2/monitor/health", "Airflow", 300, stack.log_file("airflow"), pid
+    )
 
 
 def down(stack: Stack) -> list[str]:
