@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.sdk import Param, dag, task
 from sagelake.assets import curated_features
+from sagelake.aws_requests import glue_job_kwargs
 from sagelake.operators.athena import QualityCheckOperator
 from sagelake.operators.glue import GlueCatalogPartitionOperator, SagelakeGlueJobOperator
-from sagelake.aws_requests import glue_job_kwargs
 from sagelake.settings import AWS_CONN_ID, CHECKS_DIR, GLUE_SCRIPT, SQL_DIR, default_params
 
 PARAMS = default_params()

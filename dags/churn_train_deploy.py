@@ -45,11 +45,11 @@ def partition(params: dict[str, Any], triggering_asset_events: Any = None) -> st
 @task
 def training_request(dt: str, params: dict[str, Any], run_id: str) -> dict[str, Any]:
     """Upload the training code and build the CreateTrainingJob request for this run."""
+    from sagelake.aws_requests import resource_name
+    from sagelake.aws_requests import training_request as build
     from sagelake.images import sklearn_image_uri
     from sagelake.lake import Lake
     from sagelake.lifecycle import publish_source_dir
-    from sagelake.aws_requests import resource_name
-    from sagelake.aws_requests import training_request as build
 
     lake = Lake(params["bucket"])
     region = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="sagemaker").conn_region_name
@@ -69,8 +69,8 @@ def training_request(dt: str, params: dict[str, Any], run_id: str) -> dict[str, 
 @task(multiple_outputs=True)
 def evaluate(training: dict[str, Any], dt: str, run_id: str) -> dict[str, Any]:
     """Publish the evaluation report and prepare the registration metadata."""
-    from sagelake.lifecycle import publish_evaluation
     from sagelake.aws_requests import model_package_extras
+    from sagelake.lifecycle import publish_evaluation
 
     summary = publish_evaluation(S3Hook(aws_conn_id=AWS_CONN_ID).get_conn(), training["Training"])
     summary["extras"] = model_package_extras(
@@ -88,9 +88,9 @@ def endpoint_request(
     approval: dict[str, Any], dt: str, params: dict[str, Any], run_id: str
 ) -> dict[str, Any]:
     """Model + endpoint config + endpoint requests serving the approved package version."""
-    from sagelake.lifecycle import package_container, package_version
     from sagelake.aws_requests import endpoint_request as build
     from sagelake.aws_requests import resource_name
+    from sagelake.lifecycle import package_container, package_version
 
     arn = approval["model_package_arn"]
     sagemaker = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="sagemaker").conn

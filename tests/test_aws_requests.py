@@ -9,7 +9,6 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.validate import validate_parameters
-from sagelake.lake import Lake
 from sagelake.aws_requests import (
     endpoint_request,
     glue_job_kwargs,
@@ -17,6 +16,7 @@ from sagelake.aws_requests import (
     resource_name,
     training_request,
 )
+from sagelake.lake import Lake
 from sagelake.settings import default_params
 
 ROOT = Path(__file__).resolve().parents[1]
