@@ -87,8 +87,8 @@ import json, sys
 from airflow import plugins_manager
 plugins_manager.ensure_plugins_loaded()
 import requests, sagemaker
-print(json.dumps({"requests": requests.__file__, "sagemaker": sagemaker.__file__,
-                  "top_level": sorted(m for m in sys.modules if m in ("glue", "athena", "lake", "stack", "demo"))}))
+shadowing = sorted(m for m in sys.modules if m in ("glue", "athena", "lake", "stack", "demo"))
+print(json.dumps({"requests": requests.__file__, "sagemaker": sagemaker.__file__, "top_level": shadowing}))
 """
 
 
