@@ -65,3 +65,21 @@ def test_airflow_env_points_aws_default_at_the_local_services(tmp_path) -> None:
     assert env["AIRFLOW_HOME"].startswith(str(tmp_path))
     assert env["AIRFLOW__API__PORT"] == "3333"
     assert env["SAGELAKE_TARGET"] == "local"
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "70000", "-1"])
+def test_bad_port_setting_is_a_clear_error(monkeypatch, value) -> None:
+    monkeypatch.setenv("SAGELAKE_AIRFLOW_PORT", value)
+    with pytest.raises(stack.StackError, match="SAGELAKE_AIRFLOW_PORT=.*is not a TCP port"):
+        stack.Ports()
+
+
+def test_demo_refuses_the_aws_target_and_bad_dates(monkeypatch, capsys) -> None:
+    from sagelake.local import demo
+
+    monkeypatch.setenv("SAGELAKE_TARGET", "aws")
+    assert demo.main([]) == 1
+    assert "unset SAGELAKE_TARGET" in capsys.readouterr().err
+    monkeypatch.setenv("SAGELAKE_TARGET", "local")
+    assert demo.main(["--dt", "2026-13-01"]) == 1
+    assert "YYYY-MM-DD" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 
 _DT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -12,6 +13,10 @@ def check_dt(dt: str) -> str:
     """Return ``dt`` if it is a ``YYYY-MM-DD`` partition value, else raise a clear error."""
     if not isinstance(dt, str) or not _DT.match(dt):
         raise ValueError(f"partition dt={dt!r} is not a date in YYYY-MM-DD form")
+    try:
+        date.fromisoformat(dt)
+    except ValueError:
+        raise ValueError(f"partition dt={dt!r} is not a date in YYYY-MM-DD form") from None
     return dt
 
 

@@ -16,9 +16,11 @@ from typing import Any
 
 import boto3
 
-from sagelake.lake import Lake, split_s3_uri
+from sagelake.lake import Lake, check_dt, split_s3_uri
 from sagelake.local import stack as local_stack
 from sagelake.local.airflow_api import AirflowApi, AirflowApiError
+from sagelake.local.java import JavaNotFoundError
+from sagelake.target import current_target
 
 PREPARE, TRAIN = "churn_prepare", "churn_train_deploy"
 TERMINAL = {"success", "failed"}
@@ -175,8 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900, help="seconds allowed per DAG run")
     args = parser.parse_args(argv)
     try:
-        return run_demo(args.dt, args.customers, args.timeout)
-    except (local_stack.StackError, AirflowApiError, TimeoutError, ValueError) as error:
+        if current_target() != "local":
+            raise local_stack.StackError(
+                "make demo runs the local target, but SAGELAKE_TARGET=aws: unset SAGELAKE_TARGET to run it"
+            )
+        return run_demo(check_dt(args.dt), args.customers, args.timeout)
+    except (local_stack.StackError, AirflowApiError, JavaNotFoundError, TimeoutError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 

@@ -21,6 +21,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sagelake.local.java import JavaNotFoundError
 from sagelake.settings import PROJECT_ROOT
 
 LOCAL_DIR = Path(os.environ.get("SAGELAKE_LOCAL_DIR", PROJECT_ROOT / ".local"))
@@ -33,11 +34,21 @@ class StackError(RuntimeError):
     """A one-line, actionable problem with the local stack."""
 
 
+def env_port(name: str, default: int) -> int:
+    """A port from the environment variable ``name``, else ``default``; a clear error if it is not one."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise StackError(f"{name}={raw!r} is not a TCP port: set it to a number from 1 to 65535, or unset it")
+    return int(raw)
+
+
 @dataclass(frozen=True)
 class Ports:
-    control_plane: int = int(os.environ.get("SAGELAKE_CONTROL_PLANE_PORT", 4566))
-    endpoint: int = int(os.environ.get("SAGELAKE_ENDPOINT_PORT", 8085))
-    airflow: int = int(os.environ.get("SAGELAKE_AIRFLOW_PORT", 8080))
+    control_plane: int = field(default_factory=lambda: env_port("SAGELAKE_CONTROL_PLANE_PORT", 4566))
+    endpoint: int = field(default_factory=lambda: env_port("SAGELAKE_ENDPOINT_PORT", 8085))
+    airflow: int = field(default_factory=lambda: env_port("SAGELAKE_AIRFLOW_PORT", 8080))
 
 
 @dataclass(frozen=True)
@@ -293,8 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="sagelake local stack")
     parser.add_argument("command", choices=["up", "down", "status"])
     args = parser.parse_args(argv)
-    stack = Stack()
     try:
+        stack = Stack()
         if args.command == "up":
             up(stack)
             print(
@@ -308,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in ("control-plane", "endpoint", "airflow"):
                 pid = running_pid(stack, name)
                 print(f"{name}: {f'running (pid {pid})' if pid else 'stopped'}")
-    except StackError as error:
+    except (StackError, JavaNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
