@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from contract import FEATURES_SCHEMA
 from sagelake import catalog, quality
 from sagelake.lake import Lake, split_s3_uri
 from sagelake.local.athena_engine import (
@@ -32,23 +33,6 @@ from sagelake.local.athena_engine import (
 REGION = "us-east-1"
 CHECKS_DIR = Path(__file__).resolve().parents[1] / "include" / "sql" / "checks"
 DAY1, DAY2 = "2026-11-26", "2026-11-27"
-FEATURES_SCHEMA = pa.schema(
-    [
-        ("customer_id", pa.string()),
-        ("plan", pa.string()),
-        ("region", pa.string()),
-        ("monthly_fee", pa.float64()),
-        ("age", pa.float64()),
-        ("support_tickets", pa.int32()),
-        ("tenure_days", pa.int32()),
-        ("n_events", pa.int64()),
-        ("n_logins", pa.int64()),
-        ("n_purchases", pa.int64()),
-        ("total_amount", pa.float64()),
-        ("avg_session_s", pa.float64()),
-        ("churned", pa.int32()),
-    ]
-)
 
 
 def features(n: int, seed: int, churn_p: float = 0.2, zero_event_p: float = 0.05) -> pd.DataFrame:

@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from contract import FEATURES_SCHEMA
 from sagelake.datagen import generate_day
 from sagelake.local.glue_runner import spark_env
 
@@ -26,23 +27,6 @@ SCRIPT = ROOT / "include" / "glue" / "churn_features.py"
 DT = "2024-05-17"
 OUTPUTS = ("output_features", "output_processed_events", "output_quarantine", "output_metrics")
 
-FEATURES_SCHEMA = pa.schema(
-    [
-        ("customer_id", pa.string()),
-        ("plan", pa.string()),
-        ("region", pa.string()),
-        ("monthly_fee", pa.float64()),
-        ("age", pa.float64()),
-        ("support_tickets", pa.int32()),
-        ("tenure_days", pa.int32()),
-        ("n_events", pa.int64()),
-        ("n_logins", pa.int64()),
-        ("n_purchases", pa.int64()),
-        ("total_amount", pa.float64()),
-        ("avg_session_s", pa.float64()),
-        ("churned", pa.int32()),
-    ]
-)
 
 # Hand-made bad records appended to the generated day, to exercise the rules the generator never triggers.
 EXTRA_CUSTOMERS = [

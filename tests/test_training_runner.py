@@ -9,6 +9,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from sagelake.aws_requests import training_request as build_training_request
 from sagelake.local.training_runner import (
     TrainingJobFailedError,
     TrainingRequestError,
@@ -39,40 +40,24 @@ def upload_source(s3, bucket: str, source_dir: Path, key: str = "code/sourcedir.
 def training_request(
     job: str, bucket: str, train_uri: str, source_uri: str, program: str, **hps: str
 ) -> dict:
-    """A CreateTrainingJob request as SageMakerTrainingOperator sends it (SDK-encoded hyperparameters)."""
-    return {
-        "TrainingJobName": job,
-        "AlgorithmSpecification": {
-            "TrainingImage": f"{SKLEARN_IMAGE}:1.4-2-cpu-py3",
-            "TrainingInputMode": "File",
-            "MetricDefinitions": [{"Name": "validation:auc", "Regex": r"validation:auc=([0-9.]+)"}],
-        },
-        "RoleArn": "arn:aws:iam::123456789012:role/sagemaker",
-        "InputDataConfig": [
-            {
-                "ChannelName": "train",
-                "DataSource": {
-                    "S3DataSource": {
-                        "S3DataType": "S3Prefix",
-                        "S3Uri": train_uri,
-                        "S3DataDistributionType": "FullyReplicated",
-                    }
-                },
-                "ContentType": "application/x-parquet",
-                "InputMode": "File",
-            }
-        ],
-        "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/models/churn/"},
-        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5},
-        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
-        "HyperParameters": {
-            "sagemaker_program": json.dumps(program),
-            "sagemaker_submit_directory": json.dumps(source_uri),
-            "sagemaker_region": json.dumps("us-east-1"),
-            "sagemaker_container_log_level": "20",
-            **hps,
-        },
-    }
+    """The DAG's own CreateTrainingJob request (``sagelake.aws_requests``), plus raw SDK-encoded extras."""
+    request = build_training_request(
+        job_name=job,
+        role="arn:aws:iam::123456789012:role/sagemaker",
+        image_uri=f"{SKLEARN_IMAGE}:1.4-2-cpu-py3",
+        train_uri=train_uri,
+        output_uri=f"s3://{bucket}/models/churn/",
+        source_uri=source_uri,
+        instance_type="ml.m5.large",
+        hyperparameters={},
+        program=program,
+        max_runtime_s=600,
+    )
+    request["AlgorithmSpecification"]["MetricDefinitions"] = [
+        {"Name": "validation:auc", "Regex": r"validation:auc=([0-9.]+)"}
+    ]
+    request["HyperParameters"].update({"sagemaker_container_log_level": "20", **hps})
+    return request
 
 
 def keys_under(s3, bucket: str, prefix: str) -> list[str]:
