@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.sdk import Param, dag, task
+
 from sagelake.assets import curated_features
 from sagelake.aws_requests import glue_job_kwargs
 from sagelake.operators.athena import QualityCheckOperator

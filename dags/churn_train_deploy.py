@@ -8,6 +8,7 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.sdk import Param, dag, task
+
 from sagelake.assets import curated_features
 from sagelake.operators.sagemaker import (
     DeployEndpointOperator,

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from contract import FEATURES_SCHEMA
+
 from sagelake import catalog, quality
 from sagelake.lake import Lake, split_s3_uri
 from sagelake.local.athena_engine import (

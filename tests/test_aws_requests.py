@@ -9,6 +9,7 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.validate import validate_parameters
+
 from sagelake.aws_requests import (
     endpoint_request,
     glue_job_kwargs,

@@ -6,6 +6,7 @@ import uuid
 
 import boto3
 import pytest
+
 from sagelake import catalog
 from sagelake.lake import Lake
 

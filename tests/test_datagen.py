@@ -8,6 +8,7 @@ import json
 from collections import Counter
 
 import pytest
+
 from sagelake.datagen import CUSTOMER_COLUMNS, EVENT_KEYS, generate_day, land_day
 from sagelake.lake import Lake
 

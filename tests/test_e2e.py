@@ -17,6 +17,7 @@ from pathlib import Path
 import boto3
 import pyarrow.parquet as pq
 import pytest
+
 from sagelake.lake import Lake, split_s3_uri
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]

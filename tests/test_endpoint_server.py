@@ -16,9 +16,10 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from conftest import REGION
+from test_train_script import load_script, synthetic_features, write_channel
+
 from sagelake.local.endpoint_server import Variant, choose_variant, serve
 from sagelake.local.training_runner import package_source_dir
-from test_train_script import load_script, synthetic_features, write_channel
 
 ROLE = "arn:aws:iam::123456789012:role/sagemaker"
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.4-2-cpu-py3"

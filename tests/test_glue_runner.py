@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+
 from sagelake.datagen import generate_day, land_day
 from sagelake.lake import Lake
 from sagelake.local.glue_runner import GlueJobFailedError, MissingInputError, run_glue_script

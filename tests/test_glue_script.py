@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from contract import FEATURES_SCHEMA
+
 from sagelake.datagen import generate_day
 from sagelake.local.glue_runner import spark_env
 

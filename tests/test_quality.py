@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from sagelake import quality
 from sagelake.quality import QualityCheckError
 

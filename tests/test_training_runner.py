@@ -9,6 +9,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from sklearn.metrics import roc_auc_score
+from test_train_script import TRAINING_DIR, load_script, synthetic_features
+
 from sagelake.aws_requests import training_request as build_training_request
 from sagelake.local.training_runner import (
     TrainingJobFailedError,
@@ -17,8 +20,6 @@ from sagelake.local.training_runner import (
     read_evaluation,
     run_training_job,
 )
-from sklearn.metrics import roc_auc_score
-from test_train_script import TRAINING_DIR, load_script, synthetic_features
 
 FEATURES_PREFIX = "curated/churn_features/dt=2024-01-01/"
 SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+
 from sagelake import approval, lifecycle, target
 from sagelake.lake import Lake, check_dt, split_s3_uri
 from sagelake.operators.athena import rows_from_athena_results
