@@ -106,6 +106,7 @@ def timed_demo(cwd: Path, command: list[str]) -> dict[str, float]:
             if first_prediction is None and "prediction" in line and "churn_probability" in line:
                 first_prediction = time.perf_counter() - start
         code = proc.wait()
+    subprocess.run(["make", "down"], cwd=cwd, check=False, capture_output=True)  # free the ports
     if code != 0:
         raise SystemExit(f"demo failed with exit code {code}")
     return {
@@ -137,7 +138,6 @@ def main() -> None:
             subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
             print("cold make demo in a fresh clone:", flush=True)
             results["cold_demo"] = timed_demo(clone, ["make", "demo"])
-            subprocess.run(["make", "down"], cwd=clone, check=False, capture_output=True)
     out = ROOT / "benchmarks" / "results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")

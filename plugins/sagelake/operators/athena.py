@@ -56,15 +56,15 @@ class QualityCheckOperator(AthenaOperator):
 
         access = access_from_hook(self.hook)
         session = self.hook.get_session()
-        engine = LocalAthenaEngine(
+        with LocalAthenaEngine(
             session.client("glue", endpoint_url=access.endpoint("glue"), region_name=access.region),
             s3_endpoint_url=access.endpoint("s3"),
             region=access.region,
             access_key_id=access.access_key_id,
             secret_access_key=access.secret_access_key,
             session_token=access.session_token,
-        )
-        result = engine.execute(self.query, self.database)
+        ) as engine:
+            result = engine.execute(self.query, self.database)
         if self.output_location:
             self.query_execution_id = str(uuid.uuid4())
             bucket, prefix = split_s3_uri(self.output_location.rstrip("/") + "/")
