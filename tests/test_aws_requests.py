@@ -176,6 +176,8 @@ def test_quality_check_query_is_accepted_by_athena_on_the_control_plane(aws_env)
     )["QueryExecutionId"]
     execution = athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]
     assert execution["Query"] == task.query
+    assert execution["WorkGroup"] == "primary"
+    assert execution["QueryExecutionContext"]["Database"] == "sagelake"
     assert (
         execution["ResultConfiguration"]["OutputLocation"] == f"s3://sagelake-lake/athena-results/{qid}.csv"
     )
