@@ -45,8 +45,8 @@ def rendered_task(dag_file: str, dag_id: str, task_id: str):
     return task
 
 
-def training() -> dict:
-    lake = Lake("sagelake-lake")
+def training(bucket: str = "sagelake-lake") -> dict:
+    lake = Lake(bucket)
     return training_request(
         job_name=resource_name("churn", DT, RUN_ID),
         role="sagelake-sagemaker",
@@ -183,17 +183,16 @@ def test_quality_check_query_is_accepted_by_athena_on_the_control_plane(aws_env)
     )
 
 
-def test_training_request_is_accepted_by_the_control_plane(aws_env, s3, monkeypatch) -> None:
+def test_training_request_is_accepted_by_the_control_plane(aws_env, s3, bucket, monkeypatch) -> None:
     """The provider's SageMaker hook checks the input and sends the request (AWS path, not waiting)."""
     from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws_env)
-    s3.create_bucket(Bucket="sagelake-lake")
-    s3.put_object(Bucket="sagelake-lake", Key=f"curated/churn_features/dt={DT}/part-0.parquet", Body=b"x")
+    s3.put_object(Bucket=bucket, Key=f"curated/churn_features/dt={DT}/part-0.parquet", Body=b"x")
 
     iam = boto3.client("iam", endpoint_url=aws_env, region_name=REGION)
     role = iam.create_role(RoleName="sm-shape-test", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    request = {**training(), "RoleArn": role}
+    request = {**training(bucket), "RoleArn": role}
     hook = SageMakerHook(aws_conn_id=None, region_name=REGION)
     hook.create_training_job(request, wait_for_completion=False)
     described = hook.describe_training_job(request["TrainingJobName"])
