@@ -136,7 +136,7 @@ def test_pipeline_end_to_end(stack) -> None:
     assert in_process_probability(s3, model_url, instance) == pytest.approx(served, rel=1e-9)
 
 
-def in_process_probability(s3, model_url: str, instance: dict, tmp: Path | None = None) -> float:
+def in_process_probability(s3, model_url: str, instance: dict) -> float:
     import importlib.util
     import tempfile
 

@@ -43,11 +43,16 @@ def publish_source_dir(s3: Any, lake: Lake, source_dir: Path) -> str:
     return uri
 
 
-def output_tar_uri(model_url: str) -> str:
-    """SageMaker writes ``output.tar.gz`` beside ``model.tar.gz``."""
+def beside_model(model_url: str, name: str) -> str:
+    """The URI of file ``name`` in the same S3 folder as a training job's ``model.tar.gz``."""
     if not model_url.endswith("/model.tar.gz"):
         raise ValueError(f"unexpected model artefact URI {model_url!r}: expected …/output/model.tar.gz")
-    return model_url.removesuffix("model.tar.gz") + "output.tar.gz"
+    return model_url.removesuffix("model.tar.gz") + name
+
+
+def output_tar_uri(model_url: str) -> str:
+    """SageMaker writes ``output.tar.gz`` beside ``model.tar.gz``."""
+    return beside_model(model_url, "output.tar.gz")
 
 
 def publish_evaluation(s3: Any, training: dict[str, Any]) -> dict[str, Any]:
@@ -56,7 +61,7 @@ def publish_evaluation(s3: Any, training: dict[str, Any]) -> dict[str, Any]:
 
     model_url = training["ModelArtifacts"]["S3ModelArtifacts"]
     evaluation = read_evaluation(s3, output_tar_uri(model_url))
-    uri = model_url.removesuffix("model.tar.gz") + "evaluation.json"
+    uri = beside_model(model_url, "evaluation.json")
     bucket, key = split_s3_uri(uri)
     s3.put_object(
         Bucket=bucket, Key=key, Body=json.dumps(evaluation, indent=2).encode(), ContentType="application/json"

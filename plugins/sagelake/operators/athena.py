@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +31,6 @@ class QualityCheckOperator(AthenaOperator):
     :class:`sagelake.local.athena_engine.LocalAthenaEngine` and the result CSV is written to
     ``output_location`` as Athena would.
     """
-
-    template_fields: Sequence[str] = AthenaOperator.template_fields
 
     def __init__(self, *, check_file: Path, **kwargs: Any) -> None:
         self.check_file = Path(check_file)
