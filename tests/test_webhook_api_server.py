@@ -1,0 +1,196 @@
+"""The EventBridge webhook inside the real Airflow API server app (plugin loading, metadata DB, uvicorn).
+
+The app is Airflow's own ``create_app()``: the webhook is mounted by the ``sagelake_webhook`` plugin found in
+the plugins folder, exactly as ``airflow api-server`` does it, and served over HTTP by uvicorn.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = json.loads((ROOT / "include" / "events" / "samples" / "s3-object-created.json").read_text())
+API_KEY = "test-webhook-key-0123456789"
+
+
+@pytest.fixture(scope="module")
+def server():
+    """Migrated metadata DB with the project's DAGs, and Airflow's API server app on a free port."""
+    import uvicorn
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("AIRFLOW_CONN_EVENTBRIDGE_WEBHOOK", json.dumps({"conn_type": "generic", "password": API_KEY}))
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+    from airflow.api_fastapi.app import create_app
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+
+    manager = DagBundlesManager()
+    manager.sync_bundles_to_db()
+    for bundle in manager.get_all_dag_bundles():
+        bundle.initialize()
+        bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name)
+        assert not bag.import_errors
+        sync_bag_to_db(bag, bundle.name, bundle.version)
+
+    port = free_port()
+    config = uvicorn.Config(create_app(apps="core"), host="127.0.0.1", port=port, log_level="warning")
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not uv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert uv.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}/webhooks/eventbridge"
+    uv.should_exit = True
+    thread.join(10)
+    mp.undo()
+
+
+def s3_event(key: str = "raw/events/dt=2026-11-26/events.jsonl", bucket: str = "sagelake-lake") -> dict:
+    """The sample S3 "Object Created" event with a fresh id and the given object."""
+    event = copy.deepcopy(SAMPLE)
+    event["id"] = str(uuid.uuid4())
+    event["detail"]["bucket"]["name"] = bucket
+    event["detail"]["object"]["key"] = key
+    return event
+
+
+def post(url: str, body: bytes | dict, key: str | None = API_KEY) -> tuple[int, dict]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"} | ({"x-api-key": key} if key is not None else {})
+    request = urllib.request.Request(url, data=data, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def runs(run_id_prefix: str = "eventbridge__") -> dict[str, object]:
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        found = session.scalars(select(DagRun).where(DagRun.run_id.startswith(run_id_prefix))).all()
+        return {r.run_id: (r.dag_id, r.conf, r.logical_date, r.triggering_user_name) for r in found}
+
+
+def test_s3_object_created_event_starts_one_run_with_the_event_as_conf(server) -> None:
+    event = s3_event()
+    status, body = post(server, event)
+    assert status == 202, body
+    run_id = f"eventbridge__{event['id']}"
+    assert body == {"dag_id": "churn_prepare", "dag_run_id": run_id, "state": "queued", "duplicate": False}
+    dag_id, conf, logical_date, user = runs(run_id)[run_id]
+    assert dag_id == "churn_prepare" and logical_date is None and user == "eventbridge-webhook"
+    assert conf["dt"] == "2026-11-26"
+    assert conf["event"] | {"time": None} == {
+        "id": event["id"],
+        "source": "aws.s3",
+        "detail_type": "Object Created",
+        "bucket": "sagelake-lake",
+        "key": "raw/events/dt=2026-11-26/events.jsonl",
+        "time": None,
+    }
+    assert conf["event"]["time"] == event["time"]
+
+    again, body = post(server, event)  # EventBridge redelivers: same run, nothing new
+    assert (again, body["dag_run_id"], body["duplicate"]) == (200, run_id, True)
+    assert len(runs(run_id)) == 1
+
+
+def test_training_requested_custom_event_starts_the_training_dag(server) -> None:
+    event = json.loads((ROOT / "include" / "events" / "samples" / "training-requested.json").read_text())
+    event["id"] = str(uuid.uuid4())
+    status, body = post(server, event)
+    assert status == 202, body
+    dag_id, conf, _, _ = runs(body["dag_run_id"])[body["dag_run_id"]]
+    assert (dag_id, conf["dt"]) == ("churn_train_deploy", event["detail"]["dt"])
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "status"),
+    [
+        (s3_event(), None, 401),
+        (s3_event(), "wrong-key", 401),
+        (b'{"id": "x", ', API_KEY, 400),
+        ({"id": "only-an-id"}, API_KEY, 400),
+        (b"x" * (1024 * 1024 + 1), API_KEY, 413),
+        (s3_event(bucket="someone-elses-bucket"), API_KEY, 422),
+        (s3_event(key="curated/churn_features/dt=2026-11-26/part-0.parquet"), API_KEY, 422),
+        (s3_event(key="raw/events/no-partition/events.jsonl"), API_KEY, 422),
+    ],
+    ids=["no-key", "wrong-key", "not-json", "not-an-event", "over-1MiB", "other-bucket", "not-raw", "no-dt"],
+)
+def test_rejections_answer_their_status_and_create_nothing(server, body, key, status) -> None:
+    before = runs()
+    answer, detail = post(server, body, key)
+    assert answer == status, detail
+    assert "error" in detail
+    assert runs() == before
+
+
+def test_twenty_concurrent_replays_of_one_event_create_one_run(server) -> None:
+    event = s3_event()
+    barrier = threading.Barrier(20)
+
+    def deliver(_: int) -> tuple[int, str]:
+        barrier.wait()
+        status, body = post(server, event)
+        return status, body.get("dag_run_id", "")
+
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(deliver, range(20)))
+    run_id = f"eventbridge__{event['id']}"
+    assert Counter(status for status, _ in answers) == {202: 1, 200: 19}
+    assert {rid for _, rid in answers} == {run_id}
+    assert list(runs(run_id)) == [run_id]
+
+
+def test_burst_of_200_distinct_events_is_fully_accounted_for(server) -> None:
+    """180 routable + 20 unroutable events, 16 at a time: every one is a run or a 422, none is lost."""
+    routable = [s3_event(key=f"raw/events/dt=2026-10-{1 + i % 28:02d}/events-{i}.jsonl") for i in range(180)]
+    unroutable = [s3_event(key=f"landing/elsewhere/file-{i}.csv") for i in range(20)]
+    events = routable + unroutable
+
+    def deliver(event: dict) -> tuple[str, int, float]:
+        started = time.perf_counter()
+        for attempt in range(8):  # like EventBridge: retry 429/5xx with back-off, never 4xx
+            status, _ = post(server, event)
+            if status < 500 and status != 429:
+                break
+            time.sleep(0.1 * 2**attempt)
+        return event["id"], status, time.perf_counter() - started
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(deliver, events))
+    elapsed = time.perf_counter() - started
+    status_of = {event_id: status for event_id, status, _ in answers}
+    assert Counter(status_of.values()) == {202: 180, 422: 20}
+    created = runs()
+    assert {f"eventbridge__{e['id']}" for e in routable} <= set(created)
+    assert not {f"eventbridge__{e['id']}" for e in unroutable} & set(created)
+    latencies = sorted(seconds for _, _, seconds in answers)
+    print(
+        f"\nburst: 200 events in {elapsed:.2f}s ({200 / elapsed:.0f}/s), statuses "
+        f"{dict(Counter(status_of.values()))}, latency p50 {latencies[100] * 1000:.0f} ms "
+        f"p95 {latencies[190] * 1000:.0f} ms"
+    )
