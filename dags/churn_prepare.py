@@ -15,12 +15,14 @@ from sagelake.settings import AWS_CONN_ID, CHECKS_DIR, GLUE_SCRIPT, SQL_DIR, def
 
 PARAMS = default_params()
 CURATED = curated_features()
-DT = "{{ ds }}"
+DT = "{{ params.dt or ds }}"  # an event's partition (conf "dt"), else the logical date's
 LAKE = "s3://{{ params.bucket }}"
 
 DOC = """
 ### churn_prepare
-For the run's logical date `dt`:
+For one partition `dt`: the run's logical date, or the `dt` in its conf (runs started by an S3
+"Object Created" event through the EventBridge webhook or the `eventbridge_sqs` DAG carry the object's
+partition there, with the event under `event`):
 1. **wait_for_raw_files** — deferrable S3 sensor on `raw/customers/dt=…/customers.csv` and
    `raw/events/dt=…/events.jsonl`.
 2. **register_raw_partitions** — Glue Data Catalog tables (as code) and the day's raw partitions.
@@ -41,7 +43,15 @@ Every task reads and overwrites only its `dt` partition: re-runs and backfills a
     catchup=False,
     max_active_runs=2,
     template_searchpath=[str(SQL_DIR)],
-    params={name: Param(value) for name, value in PARAMS.items()},
+    params={
+        "dt": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^\d{4}-\d{2}-\d{2}$",
+            description="Partition to process (YYYY-MM-DD); empty: the run's logical date.",
+        ),
+        **{name: Param(value) for name, value in PARAMS.items()},
+    },
     default_args={
         "owner": "data-engineering",
         "retries": 2,
@@ -110,12 +120,12 @@ def churn_prepare() -> None:
     ]
 
     @task(outlets=[CURATED])
-    def publish_curated(ds: str, outlet_events=None) -> str:
+    def publish_curated(dt: str, outlet_events=None) -> str:
         """Announce the checked partition to the training DAG."""
-        outlet_events[CURATED].extra = {"dt": ds}
-        return ds
+        outlet_events[CURATED].extra = {"dt": dt}
+        return dt
 
-    wait_for_raw >> register_raw >> etl >> register_curated >> checks >> publish_curated()
+    wait_for_raw >> register_raw >> etl >> register_curated >> checks >> publish_curated(DT)
 
 
 churn_prepare()

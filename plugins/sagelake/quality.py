@@ -6,7 +6,7 @@ returning exactly one row with a column ``value``::
     -- description: Curated partition has enough customers to train on
     -- severity: error
     -- expect: value >= 500
-    SELECT count(*) AS value FROM {{ params.glue_database }}.churn_features WHERE dt = '{{ ds }}'
+    SELECT count(*) AS value FROM {{ params.glue_database }}.churn_features WHERE dt = '{{ params.dt or ds }}'
 
 ``severity`` is ``error`` (a failure stops the pipeline) or ``warn`` (logged only); ``expect`` is
 ``value <op> N`` with op in ``>= > <= < == !=``, or ``value between A and B`` (inclusive).

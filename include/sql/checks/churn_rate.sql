@@ -3,4 +3,4 @@
 -- expect: value between 0.03 and 0.6
 SELECT coalesce(avg(CAST(churned AS double)), 0.0) AS value
 FROM {{ params.glue_database }}.churn_features
-WHERE dt = '{{ ds }}'
+WHERE dt = '{{ params.dt or ds }}'

@@ -15,4 +15,4 @@ SELECT count_if(
     OR churned IS NULL OR churned NOT IN (0, 1)
 ) AS value
 FROM {{ params.glue_database }}.churn_features
-WHERE dt = '{{ ds }}'
+WHERE dt = '{{ params.dt or ds }}'

@@ -3,4 +3,4 @@
 -- expect: value == 0
 SELECT count(*) - count(DISTINCT customer_id) AS value
 FROM {{ params.glue_database }}.churn_features
-WHERE dt = '{{ ds }}'
+WHERE dt = '{{ params.dt or ds }}'
