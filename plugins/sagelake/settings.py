@@ -38,3 +38,8 @@ def default_params() -> dict[str, object]:
         "endpoint_instance_type": _env("SAGELAKE_ENDPOINT_INSTANCE", "ml.m5.large"),
         "min_auc": float(_env("SAGELAKE_MIN_AUC", "0.75")),
     }
+
+
+def events_queue_url() -> str | None:
+    """The SQS queue EventBridge delivers events to (``SAGELAKE_EVENTS_QUEUE_URL``); unset: no SQS path."""
+    return os.environ.get("SAGELAKE_EVENTS_QUEUE_URL", "").strip() or None
