@@ -58,7 +58,7 @@ def test_stale_pid_file_is_ignored(tmp_path) -> None:
 
 def test_airflow_env_points_aws_default_at_the_local_services(tmp_path) -> None:
     s = stack.Stack(local_dir=tmp_path, ports=stack.Ports(control_plane=1111, endpoint=2222, airflow=3333))
-    env = stack.airflow_env(s)
+    env = stack.airflow_env(s, "the-key", "http://127.0.0.1:1111/123456789012/q")
     conn = json.loads(env["AIRFLOW_CONN_AWS_DEFAULT"])
     assert conn["conn_type"] == "aws"
     assert conn["extra"]["endpoint_url"] == "http://127.0.0.1:1111"
@@ -66,6 +66,17 @@ def test_airflow_env_points_aws_default_at_the_local_services(tmp_path) -> None:
     assert env["AIRFLOW_HOME"].startswith(str(tmp_path))
     assert env["AIRFLOW__API__PORT"] == "3333"
     assert env["SAGELAKE_TARGET"] == "local"
+    assert json.loads(env["AIRFLOW_CONN_EVENTBRIDGE_WEBHOOK"])["password"] == "the-key"
+    assert env["SAGELAKE_EVENTS_QUEUE_URL"] == "http://127.0.0.1:1111/123456789012/q"
+
+
+def test_webhook_key_is_generated_once_private_and_kept(tmp_path) -> None:
+    s = stack.Stack(local_dir=tmp_path / "local")
+    key = stack.webhook_key(s)
+    assert len(key) >= 32
+    assert s.webhook_key_file.stat().st_mode & 0o777 == 0o600
+    assert stack.webhook_key(s) == key  # kept across starts
+    assert stack.webhook_key(stack.Stack(local_dir=tmp_path / "other")) != key  # random per checkout
 
 
 @pytest.mark.parametrize("value", ["abc", "0", "70000", "-1"])

@@ -11,18 +11,21 @@ import argparse
 import json
 import sys
 import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 
+from sagelake.eventbridge import object_created_event
 from sagelake.lake import Lake, check_dt, split_s3_uri
 from sagelake.local import stack as local_stack
 from sagelake.local.airflow_api import AirflowApi, AirflowApiError
 from sagelake.local.java import JavaNotFoundError
 from sagelake.target import current_target
 
-PREPARE, TRAIN = "churn_prepare", "churn_train_deploy"
+PREPARE, TRAIN, SQS_EVENTS = "churn_prepare", "churn_train_deploy", "eventbridge_sqs"
 TERMINAL = {"success", "failed"}
 
 
@@ -53,6 +56,26 @@ def wait_for_asset_run(api: AirflowApi, after: str, timeout_s: float = 120) -> s
                 return run["dag_run_id"]
         time.sleep(2)
     raise TimeoutError(f"no asset-triggered {TRAIN} run appeared within {timeout_s:.0f}s")
+
+
+def deliver_event(url: str, event: dict[str, Any], api_key: str, attempts: int = 10) -> dict[str, Any]:
+    """POST ``event`` to the webhook as an EventBridge API destination does, retrying 429/5xx like it."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(event).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "x-api-key": api_key},
+    )
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode(errors="replace")[:300]
+            if error.code != 429 and error.code < 500 or attempt == attempts - 1:
+                raise local_stack.StackError(f"webhook answered HTTP {error.code}: {detail}") from None
+        time.sleep(min(2**attempt, 10))
+    raise AssertionError("unreachable")
 
 
 def read_etl_metrics(s3: Any, lake: Lake, dt: str) -> dict[str, Any]:
@@ -101,6 +124,10 @@ def invoke(runtime: Any, endpoint: str, instance: dict[str, Any]) -> dict[str, A
     return json.loads(response["Body"].read())["predictions"][0]
 
 
+def webhook_url(stack: local_stack.Stack) -> str:
+    return f"{stack.airflow_url}/webhooks/eventbridge"
+
+
 def run_demo(dt: str, n_customers: int, timeout_s: float) -> int:
     from sagelake.datagen import generate_day, land_day
     from sagelake.lifecycle import sample_instances
@@ -121,18 +148,25 @@ def run_demo(dt: str, n_customers: int, timeout_s: float) -> int:
     lake = Lake(str(params["bucket"]))
 
     files = generate_day(dt, n_customers=n_customers)
-    for uri in land_day(s3, lake, dt, files):
+    uris = land_day(s3, lake, dt, files)
+    for uri in uris:
         print(f"landed {uri}")
 
     api = AirflowApi(stack.airflow_url, local_stack.LOCAL_USER, local_stack.LOCAL_PASSWORD)
-    for dag_id in (PREPARE, TRAIN):
+    for dag_id in (PREPARE, TRAIN, SQS_EVENTS):  # the SQS way in is live too (see docs/events.md)
         api.wait_for_dag(dag_id)
         api.unpause(dag_id)
     now = datetime.now(UTC)
-    logical = f"{dt}T{now:%H:%M:%S}+00:00"
-    run_id = f"demo__{dt}__{now:%Y%m%dT%H%M%S}"
-    api.trigger(PREPARE, run_id, logical)
-    print(f"triggered {PREPARE} run {run_id}", flush=True)
+    # What EventBridge would send for the last object landed: a real-format S3 "Object Created" event
+    bucket, key = split_s3_uri(uris[-1])
+    head = s3.head_object(Bucket=bucket, Key=key)
+    account = session.client("sts", endpoint_url=stack.control_plane_url).get_caller_identity()["Account"]
+    event = object_created_event(
+        bucket, key, head["ContentLength"], head["ETag"], region=local_stack.REGION, account=account, time=now
+    )
+    answer = deliver_event(webhook_url(stack), event, local_stack.webhook_key(stack))
+    run_id = answer["dag_run_id"]
+    print(f"POSTed S3 Object Created for {key} to {webhook_url(stack)} → {PREPARE} run {run_id}", flush=True)
     if follow(api, PREPARE, run_id, timeout_s) != "success":
         print(f"error: {PREPARE} failed; see the Airflow UI at {stack.airflow_url}", file=sys.stderr)
         return 1

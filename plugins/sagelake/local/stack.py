@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -28,6 +29,7 @@ LOCAL_DIR = Path(os.environ.get("SAGELAKE_LOCAL_DIR", PROJECT_ROOT / ".local"))
 REGION = "us-east-1"
 LOCAL_USER, LOCAL_PASSWORD = "admin", "admin"
 LOCAL_KEY_ID, LOCAL_SECRET = "testing", "testing"  # moto accepts any credentials
+EVENTS_QUEUE = "sagelake-events"
 
 
 class StackError(RuntimeError):
@@ -74,6 +76,10 @@ class Stack:
     def airflow_home(self) -> Path:
         return self.local_dir / "airflow"
 
+    @property
+    def webhook_key_file(self) -> Path:
+        return self.local_dir / "webhook-key"
+
     def pid_file(self, name: str) -> Path:
         return self.local_dir / "pids" / f"{name}.pid"
 
@@ -106,7 +112,23 @@ def aws_env() -> dict[str, str]:
     }
 
 
-def airflow_env(stack: Stack) -> dict[str, str]:
+def webhook_key(stack: Stack) -> str:
+    """The local webhook's API key: generated on first start, kept in ``.local/webhook-key`` (mode 0600)."""
+    path = stack.webhook_key_file
+    if path.exists():
+        key = path.read_text().strip()
+        if key:
+            return key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(key + "\n")
+    path.chmod(0o600)
+    return key
+
+
+def airflow_env(stack: Stack, webhook_api_key: str, events_queue_url: str) -> dict[str, str]:
     """Environment of every Airflow process of the local stack (also used by the tests)."""
     home = stack.airflow_home
     return {
@@ -125,6 +147,8 @@ def airflow_env(stack: Stack) -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(stack.local_dir / "logs" / "airflow"),
         "AIRFLOW_CONN_AWS_DEFAULT": aws_connection(stack.control_plane_url, stack.endpoint_url),
+        "AIRFLOW_CONN_EVENTBRIDGE_WEBHOOK": json.dumps({"conn_type": "generic", "password": webhook_api_key}),
+        "SAGELAKE_EVENTS_QUEUE_URL": events_queue_url,
         "SAGELAKE_TARGET": "local",
         "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT / "plugins"), os.environ.get("PYTHONPATH", "")]),
         "NO_PROXY": "127.0.0.1,localhost",
@@ -196,8 +220,13 @@ def start_process(stack: Stack, name: str, argv: list[str], env: dict[str, str],
     return proc.pid
 
 
-def bootstrap_control_plane(control_plane_url: str, bucket: str, roles: tuple[str, ...]) -> None:
-    """What infrastructure-as-code provides on AWS: the lake bucket and the service roles."""
+def bootstrap_control_plane(
+    control_plane_url: str, bucket: str, roles: tuple[str, ...], queue: str = EVENTS_QUEUE
+) -> str:
+    """What infrastructure-as-code provides on AWS: the lake bucket, the service roles, the events queue.
+
+    Returns the queue's URL.
+    """
     import boto3
     from botocore.exceptions import ClientError
 
@@ -227,6 +256,8 @@ def bootstrap_control_plane(control_plane_url: str, bucket: str, roles: tuple[st
         except ClientError as error:
             if error.response["Error"]["Code"] != "EntityAlreadyExists":
                 raise
+    sqs = session.client("sqs", endpoint_url=control_plane_url)
+    return sqs.create_queue(QueueName=queue)["QueueUrl"]  # returns the existing queue's URL if it exists
 
 
 def up(stack: Stack) -> None:
@@ -244,7 +275,7 @@ def up(stack: Stack) -> None:
     )
     params = default_params()
     roles = (str(params["glue_role"]), str(params["sagemaker_role"]))
-    bootstrap_control_plane(stack.control_plane_url, str(params["bucket"]), roles)
+    queue_url = bootstrap_control_plane(stack.control_plane_url, str(params["bucket"]), roles)
 
     module = [
         python,
@@ -265,7 +296,8 @@ def up(stack: Stack) -> None:
     passwords.write_text(json.dumps({LOCAL_USER: LOCAL_PASSWORD}))
     passwords.chmod(0o600)
     airflow = str(Path(python).with_name("airflow"))
-    pid = start_process(stack, "airflow", [airflow, "standalone"], airflow_env(stack), stack.ports.airflow)
+    env = airflow_env(stack, webhook_key(stack), queue_url)
+    pid = start_process(stack, "airflow", [airflow, "standalone"], env, stack.ports.airflow)
     wait_for_http(
         f"{stack.airflow_url}/api/v2/monitor/health", "Airflow", 300, stack.log_file("airflow"), pid
     )
