@@ -82,7 +82,8 @@ def test_s3_event_through_sqs_runs_the_pipeline_once_even_if_also_posted(live) -
     from sagelake.eventbridge import object_created_event
     from sagelake.lake import Lake, split_s3_uri
     from sagelake.local import stack as local_stack
-    from sagelake.local.demo import deliver_event, webhook_url
+    from sagelake.local.demo import webhook_url
+    from sagelake.local.webhook_client import deliver
 
     api, s3, sqs = live["api"], live["s3"], live["sqs"]
     lake = Lake("sagelake-lake")
@@ -111,5 +112,6 @@ def test_s3_event_through_sqs_runs_the_pipeline_once_even_if_also_posted(live) -
     assert "not an event" in rejected_bodies(api, timeout_s=120)
 
     # The same event delivered to the webhook too: the run exists, so nothing new starts.
-    answer = deliver_event(webhook_url(live["stack"]), event, local_stack.webhook_key(live["stack"]))
+    status, answer = deliver(webhook_url(live["stack"]), event, local_stack.webhook_key(live["stack"]))
+    assert status == 200
     assert answer == {"dag_id": "churn_prepare", "dag_run_id": run_id, "state": "success", "duplicate": True}

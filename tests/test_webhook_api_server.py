@@ -12,8 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -72,14 +70,9 @@ def s3_event(key: str = "raw/events/dt=2026-11-26/events.jsonl", bucket: str = "
 
 
 def post(url: str, body: bytes | dict, key: str | None = API_KEY) -> tuple[int, dict]:
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json"} | ({"x-api-key": key} if key is not None else {})
-    request = urllib.request.Request(url, data=data, method="POST", headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
+    from sagelake.local.webhook_client import post_event
+
+    return post_event(url, body, key)
 
 
 def runs(run_id_prefix: str = "eventbridge__") -> dict[str, object]:
@@ -171,12 +164,10 @@ def test_burst_of_200_distinct_events_is_fully_accounted_for(server) -> None:
     events = routable + unroutable
 
     def deliver(event: dict) -> tuple[str, int, float]:
+        from sagelake.local.webhook_client import deliver as deliver_with_retries
+
         started = time.perf_counter()
-        for attempt in range(8):  # like EventBridge: retry 429/5xx with back-off, never 4xx
-            status, _ = post(server, event)
-            if status < 500 and status != 429:
-                break
-            time.sleep(0.1 * 2**attempt)
+        status, _ = deliver_with_retries(server, event, API_KEY)  # 429/5xx retried, like EventBridge
         return event["id"], status, time.perf_counter() - started
 
     started = time.perf_counter()

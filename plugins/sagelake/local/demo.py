@@ -11,8 +11,6 @@ import argparse
 import json
 import sys
 import time
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +21,7 @@ from sagelake.lake import Lake, check_dt, split_s3_uri
 from sagelake.local import stack as local_stack
 from sagelake.local.airflow_api import AirflowApi, AirflowApiError
 from sagelake.local.java import JavaNotFoundError
+from sagelake.local.webhook_client import deliver
 from sagelake.target import current_target
 
 PREPARE, TRAIN, SQS_EVENTS = "churn_prepare", "churn_train_deploy", "eventbridge_sqs"
@@ -56,26 +55,6 @@ def wait_for_asset_run(api: AirflowApi, after: str, timeout_s: float = 120) -> s
                 return run["dag_run_id"]
         time.sleep(2)
     raise TimeoutError(f"no asset-triggered {TRAIN} run appeared within {timeout_s:.0f}s")
-
-
-def deliver_event(url: str, event: dict[str, Any], api_key: str, attempts: int = 10) -> dict[str, Any]:
-    """POST ``event`` to the webhook as an EventBridge API destination does, retrying 429/5xx like it."""
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(event).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json", "x-api-key": api_key},
-    )
-    for attempt in range(attempts):
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            detail = error.read().decode(errors="replace")[:300]
-            if error.code != 429 and error.code < 500 or attempt == attempts - 1:
-                raise local_stack.StackError(f"webhook answered HTTP {error.code}: {detail}") from None
-        time.sleep(min(2**attempt, 10))
-    raise AssertionError("unreachable")
 
 
 def read_etl_metrics(s3: Any, lake: Lake, dt: str) -> dict[str, Any]:
@@ -164,7 +143,9 @@ def run_demo(dt: str, n_customers: int, timeout_s: float) -> int:
     event = object_created_event(
         bucket, key, head["ContentLength"], head["ETag"], region=local_stack.REGION, account=account, time=now
     )
-    answer = deliver_event(webhook_url(stack), event, local_stack.webhook_key(stack))
+    status, answer = deliver(webhook_url(stack), event, local_stack.webhook_key(stack))
+    if status not in (200, 202):
+        raise local_stack.StackError(f"the webhook answered HTTP {status}: {answer.get('error')}")
     run_id = answer["dag_run_id"]
     print(f"POSTed S3 Object Created for {key} to {webhook_url(stack)} → {PREPARE} run {run_id}", flush=True)
     if follow(api, PREPARE, run_id, timeout_s) != "success":
