@@ -180,6 +180,17 @@ def test_aws_default_connection_points_at_the_local_services(services: dict[str,
         assert port in published_ports({host: services[host]}), f"{url}: {host} does not publish {port}"
 
 
+def test_webhook_key_and_events_queue_come_from_the_environment(services: dict[str, Any]) -> None:
+    """No key is written in the file: the webhook connection's password is ${SAGELAKE_WEBHOOK_KEY}."""
+    for name, service in services.items():
+        if not name.startswith("airflow-"):
+            continue
+        env = service["environment"]
+        conn = json.loads(env["AIRFLOW_CONN_EVENTBRIDGE_WEBHOOK"])
+        assert conn == {"conn_type": "generic", "password": "${SAGELAKE_WEBHOOK_KEY:-}"}, name
+        assert env["SAGELAKE_EVENTS_QUEUE_URL"] == "${SAGELAKE_EVENTS_QUEUE_URL:-}", name
+
+
 @pytest.mark.parametrize("port", [8080, 4566, 8085])
 def test_expected_ports_are_published(services: dict[str, Any], port: int) -> None:
     assert published_ports(services).get(port) == port
