@@ -41,7 +41,7 @@ def trigger_run(request: RunRequest, attempts: int = 5) -> TriggerOutcome:
     from airflow.api.common.trigger_dag import trigger_dag
     from airflow.exceptions import DagNotFound, DagRunAlreadyExists, ParamValidationError
     from airflow.utils.types import DagRunTriggeredByType
-    from sqlalchemy.exc import IntegrityError, OperationalError
+    from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
     with _ONE_AT_A_TIME:
         for attempt in range(attempts):
@@ -66,6 +66,8 @@ def trigger_run(request: RunRequest, attempts: int = 5) -> TriggerOutcome:
                 raise TriggerUnavailable(f"DAG {request.dag_id!r} is not known to Airflow (yet)") from None
             except (ParamValidationError, ValueError) as error:
                 raise UnroutedEvent(f"DAG {request.dag_id!r} refused the run: {error}") from None
+            except DataError:  # e.g. a NUL character, which PostgreSQL's JSON columns refuse
+                raise UnroutedEvent("the event's values cannot be stored as the run's conf") from None
             except OperationalError as error:  # e.g. "database is locked": back off, then try again
                 log.warning("metadata database busy (attempt %d/%d): %s", attempt + 1, attempts, error.orig)
                 time.sleep(0.2 * 2**attempt)

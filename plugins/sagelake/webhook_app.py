@@ -74,12 +74,8 @@ def create_app(
             return _answer(401, error="unauthorized")
         try:
             run = route_event(parse_envelope(body), table)
-        except EventRejected as error:
-            log.warning("rejected event (%d): %s", error.status, error)
-            return _answer(error.status, error=str(error))
-        try:
             outcome = await run_in_threadpool(trigger, run)
-        except EventRejected as error:
+        except EventRejected as error:  # from the event, or from the DAG refusing the run's conf
             log.warning("rejected event (%d): %s", error.status, error)
             return _answer(error.status, error=str(error))
         except TriggerUnavailable as error:
