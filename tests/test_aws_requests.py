@@ -18,7 +18,6 @@ from sagelake.aws_requests import (
     training_request,
 )
 from sagelake.lake import Lake
-from sagelake.settings import default_params
 
 ROOT = Path(__file__).resolve().parents[1]
 REGION = "us-east-1"
@@ -32,12 +31,15 @@ def validate(service: str, operation: str, params: dict) -> None:
     validate_parameters(params, model.input_shape)
 
 
-def rendered_task(dag_file: str, dag_id: str, task_id: str):
+def rendered_task(dag_file: str, dag_id: str, task_id: str, conf: dict | None = None):
+    """The task with its templates rendered for a run of logical date DT, or, given ``conf``, for a run
+    started by an event: no logical date (so no ``ds``), conf overriding the DAG's params."""
     from airflow.dag_processing.dagbag import DagBag
 
     dag = DagBag(dag_folder=str(ROOT / "dags" / dag_file)).dags[dag_id]
     task = dag.get_task(task_id)
-    context = {"ds": DT, "params": default_params(), "run_id": RUN_ID}
+    params = dag.params.dump() | (conf or {})
+    context = {"params": params, "run_id": RUN_ID} | ({} if conf else {"ds": DT})
     for field in task.template_fields:
         value = getattr(task, field)
         if isinstance(value, str | dict | list):
@@ -141,6 +143,13 @@ def test_glue_job_task_renders_arguments_for_the_run_partition() -> None:
             **glue_job_kwargs(),
         },
     )
+
+
+@pytest.mark.parametrize("task_id", ["glue_churn_features", "check_row_count", "wait_for_raw_files"])
+def test_a_run_started_by_an_event_works_on_the_partition_in_its_conf(task_id: str) -> None:
+    task = rendered_task("churn_prepare.py", "churn_prepare", task_id, conf={"dt": "2026-10-05"})
+    rendered = json.dumps([getattr(task, field) for field in task.template_fields], default=str)
+    assert "2026-10-05" in rendered and DT not in rendered
 
 
 def test_glue_job_definition_and_run_are_accepted_by_the_control_plane(aws_env, bucket, monkeypatch) -> None:
