@@ -180,4 +180,4 @@ def test_shipped_checks_parse() -> None:
     assert any(s.severity == "warn" for s in specs)
     for spec in specs:
         assert "{{ params.glue_database }}.churn_features" in spec.sql
-        assert "dt = '{{ ds }}'" in spec.sql
+        assert "dt = '{{ params.dt or ds }}'" in spec.sql  # the run's partition: conf dt, else logical date
