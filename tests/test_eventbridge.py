@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sample_events
 
 from sagelake.eventbridge import (
     InvalidEvent,
@@ -30,41 +31,12 @@ KEY = "raw/customers/dt=2026-11-25/customers.csv"
 
 
 def s3_event(key: str = KEY, bucket: str = LAKE, event_id: str | None = None) -> dict[str, Any]:
-    """An S3 "Object Created" event in the shape EventBridge delivers it."""
-    return {
-        "version": "0",
-        "id": event_id or str(uuid.uuid4()),
-        "detail-type": "Object Created",
-        "source": "aws.s3",
-        "account": "123456789012",
-        "time": "2026-11-26T10:00:00Z",
-        "region": "us-east-1",
-        "resources": [f"arn:aws:s3:::{bucket}"],
-        "detail": {
-            "version": "0",
-            "bucket": {"name": bucket},
-            "object": {"key": key, "size": 1024, "etag": "d41d8cd98f00b204e98009", "sequencer": "0A"},
-            "request-id": "N4N7GDK58NMKJ12R",
-            "requester": "123456789012",
-            "source-ip-address": "203.0.113.15",
-            "reason": "PutObject",
-        },
-    }
+    return sample_events.s3_event(key, bucket, event_id)
 
 
 def training_event(detail: dict[str, Any] | None = None, event_id: str | None = None) -> dict[str, Any]:
-    """A custom ``Training Requested`` event put on the bus by sagelake."""
-    return {
-        "version": "0",
-        "id": event_id or str(uuid.uuid4()),
-        "detail-type": "Training Requested",
-        "source": "sagelake",
-        "account": "123456789012",
-        "time": "2026-11-26T10:00:00Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {"dt": "2026-11-24", "reason": "drift"} if detail is None else detail,
-    }
+    default = {"dt": "2026-11-24", "reason": "drift"}
+    return sample_events.training_event(default if detail is None else detail, event_id)
 
 
 def run_for(event: dict[str, Any] | str | bytes, routes: list[Route] | None = None) -> RunRequest:
@@ -84,7 +56,7 @@ def test_s3_object_created_becomes_a_prepare_run_for_the_keys_partition() -> Non
             "id": event["id"],
             "source": "aws.s3",
             "detail_type": "Object Created",
-            "time": "2026-11-26T10:00:00Z",
+            "time": event["time"],
             "bucket": LAKE,
             "key": KEY,
         },

@@ -6,22 +6,20 @@ the plugins folder, exactly as ``airflow api-server`` does it, and served over H
 
 from __future__ import annotations
 
-import copy
 import json
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import sample_events
 from conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = json.loads((ROOT / "include" / "events" / "samples" / "s3-object-created.json").read_text())
 API_KEY = "test-webhook-key-0123456789"
 
 
@@ -61,12 +59,7 @@ def server():
 
 
 def s3_event(key: str = "raw/events/dt=2026-11-26/events.jsonl", bucket: str = "sagelake-lake") -> dict:
-    """The sample S3 "Object Created" event with a fresh id and the given object."""
-    event = copy.deepcopy(SAMPLE)
-    event["id"] = str(uuid.uuid4())
-    event["detail"]["bucket"]["name"] = bucket
-    event["detail"]["object"]["key"] = key
-    return event
+    return sample_events.s3_event(key, bucket)
 
 
 def post(url: str, body: bytes | dict, key: str | None = API_KEY) -> tuple[int, dict]:
@@ -110,8 +103,7 @@ def test_s3_object_created_event_starts_one_run_with_the_event_as_conf(server) -
 
 
 def test_training_requested_custom_event_starts_the_training_dag(server) -> None:
-    event = json.loads((ROOT / "include" / "events" / "samples" / "training-requested.json").read_text())
-    event["id"] = str(uuid.uuid4())
+    event = sample_events.training_event()
     status, body = post(server, event)
     assert status == 202, body
     dag_id, conf, _, _ = runs(body["dag_run_id"])[body["dag_run_id"]]

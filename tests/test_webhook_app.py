@@ -8,12 +8,12 @@ import logging
 import random
 import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
+import sample_events
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -36,30 +36,7 @@ CHUNK = 64 * 1024
 
 
 def s3_event(key: str = "raw/customers/dt=2026-11-25/customers.csv", bucket: str = LAKE) -> dict[str, Any]:
-    """An S3 "Object Created" event in the shape EventBridge delivers it."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Object Created",
-        "source": "aws.s3",
-        "account": "123456789012",
-        "time": "2026-11-26T10:00:00Z",
-        "region": "us-east-1",
-        "resources": [f"arn:aws:s3:::{bucket}"],
-        "detail": {
-            "version": "0",
-            "bucket": {"name": bucket},
-            "object": {
-                "key": key,
-                "size": 512,
-                "etag": "b1946ac92492d2347c6235b4d2611184",
-                "sequencer": "0B",
-            },
-            "request-id": "N4N7GDK58NMKJ12R",
-            "requester": "123456789012",
-            "reason": "PutObject",
-        },
-    }
+    return sample_events.s3_event(key, bucket)
 
 
 class FakeTrigger:
