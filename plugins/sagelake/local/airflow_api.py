@@ -61,10 +61,6 @@ class AirflowApi:
     def unpause(self, dag_id: str) -> None:
         self._request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
 
-    def trigger(self, dag_id: str, run_id: str, logical_date: str | None, conf: dict | None = None) -> dict:
-        body = {"dag_run_id": run_id, "logical_date": logical_date, "conf": conf or {}}
-        return self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
-
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}")
 
