@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 
 from sagelake.assets import curated_features
 from sagelake.aws_requests import glue_job_kwargs
+from sagelake.dag_params import pipeline_params
 from sagelake.operators.athena import QualityCheckOperator
 from sagelake.operators.glue import GlueCatalogPartitionOperator, SagelakeGlueJobOperator
-from sagelake.settings import AWS_CONN_ID, CHECKS_DIR, GLUE_SCRIPT, SQL_DIR, default_params
+from sagelake.settings import AWS_CONN_ID, CHECKS_DIR, GLUE_SCRIPT, SQL_DIR
 
-PARAMS = default_params()
 CURATED = curated_features()
 DT = "{{ params.dt or ds }}"  # an event's partition (conf "dt"), else the logical date's
 LAKE = "s3://{{ params.bucket }}"
@@ -43,15 +43,7 @@ Every task reads and overwrites only its `dt` partition: re-runs and backfills a
     catchup=False,
     max_active_runs=2,
     template_searchpath=[str(SQL_DIR)],
-    params={
-        "dt": Param(
-            None,
-            type=["null", "string"],
-            pattern=r"^\d{4}-\d{2}-\d{2}$",
-            description="Partition to process (YYYY-MM-DD); empty: the run's logical date.",
-        ),
-        **{name: Param(value) for name, value in PARAMS.items()},
-    },
+    params=pipeline_params(dt_fallback="the run's logical date"),
     default_args={
         "owner": "data-engineering",
         "retries": 2,

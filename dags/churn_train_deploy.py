@@ -7,18 +7,17 @@ from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 
 from sagelake.assets import curated_features
+from sagelake.dag_params import pipeline_params
 from sagelake.operators.sagemaker import (
     DeployEndpointOperator,
     ModelApprovalOperator,
     RegisterModelVersionOperator,
     SagelakeTrainingOperator,
 )
-from sagelake.settings import AWS_CONN_ID, TRAINING_DIR, default_params
-
-PARAMS = default_params()
+from sagelake.settings import AWS_CONN_ID, TRAINING_DIR
 
 DOC = """
 ### churn_train_deploy
@@ -141,14 +140,7 @@ def smoke_test(dt: str, params: dict[str, Any]) -> dict[str, Any]:
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    params={
-        "dt": Param(
-            None,
-            type=["null", "string"],
-            description="partition YYYY-MM-DD; default: the triggering asset event's",
-        ),
-        **{k: Param(v) for k, v in PARAMS.items()},
-    },
+    params=pipeline_params(dt_fallback="the triggering asset event's"),
     default_args={
         "owner": "ml-engineering",
         "retries": 1,
