@@ -3,9 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-RUN    := PYTHONPATH=plugins $(BIN)/python
+RUN    := PYTHONPATH=plugins:. $(BIN)/python
 
-.PHONY: venv demo test lint up down status clean lock benchmark
+.PHONY: venv demo test test-unit test-integration test-e2e lint up down status clean lock benchmark
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,23 +16,32 @@ $(STAMP): requirements.txt requirements-dev.txt
 venv: $(STAMP)
 
 demo: venv  ## start the local stack, run the whole pipeline, print the result
-	$(RUN) -m sagelake.local.demo
+	$(RUN) -m devstack.demo
 
-test: venv  ## the whole test suite, offline
+test: venv  ## the whole test suite, offline: unit, integration and end-to-end tiers
 	$(BIN)/python -m pytest
+
+test-unit: venv  ## the fast tier alone: no servers, no Spark
+	$(BIN)/python -m pytest tests/unit
+
+test-integration: venv  ## against the moto server fixture and the local engines
+	$(BIN)/python -m pytest tests/integration
+
+test-e2e: venv  ## DAG runs against a local control plane, and a real Airflow stack
+	$(BIN)/python -m pytest tests/e2e
 
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 up: venv
-	$(RUN) -m sagelake.local.stack up
+	$(RUN) -m devstack.stack up
 
 down:  ## stop what `make demo`/`make up` started (by recorded PID)
-	@if [ -x $(BIN)/python ]; then $(RUN) -m sagelake.local.stack down; fi
+	@if [ -x $(BIN)/python ]; then $(RUN) -m devstack.stack down; fi
 
 status: venv
-	$(RUN) -m sagelake.local.stack status
+	$(RUN) -m devstack.stack status
 
 clean: down  ## remove all local state (.local/)
 	rm -rf .local

@@ -24,12 +24,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "plugins"))
+sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
-from sagelake.eventbridge import object_created_event  # noqa: E402
-from sagelake.local import stack as local_stack  # noqa: E402
-from sagelake.local.airflow_api import AirflowApi  # noqa: E402
-from sagelake.local.webhook_client import deliver  # noqa: E402
+from devstack import stack as local_stack  # noqa: E402
+from devstack.airflow_api import AirflowApi  # noqa: E402
+from devstack.webhook_client import deliver  # noqa: E402
+from sagelake.events.eventbridge import object_created_event  # noqa: E402
 
 
 def free_port() -> int:

@@ -1,25 +1,5 @@
-"""Ingest → prepare → check: one day's raw files become a curated, quality-checked feature partition."""
+"""Ingest → prepare → check: one day's raw files become a curated, quality-checked feature partition.
 
-from __future__ import annotations
-
-from datetime import datetime, timedelta
-
-from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
-from airflow.sdk import dag, task
-
-from sagelake.assets import curated_features
-from sagelake.aws_requests import glue_job_kwargs
-from sagelake.dag_params import pipeline_params
-from sagelake.operators.athena import QualityCheckOperator
-from sagelake.operators.glue import GlueCatalogPartitionOperator, SagelakeGlueJobOperator
-from sagelake.settings import AWS_CONN_ID, CHECKS_DIR, GLUE_SCRIPT, SQL_DIR
-
-CURATED = curated_features()
-DT = "{{ params.dt or ds }}"  # an event's partition (conf "dt"), else the logical date's
-LAKE = "s3://{{ params.bucket }}"
-
-DOC = """
-### churn_prepare
 For one partition `dt`: the run's logical date, or the `dt` in its conf (runs started by an S3
 "Object Created" event through the EventBridge webhook or the `eventbridge_sqs` DAG carry the object's
 partition there, with the event under `event`):
@@ -34,6 +14,25 @@ partition there, with the event under `event`):
 
 Every task reads and overwrites only its `dt` partition: re-runs and backfills are safe.
 """
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
+from airflow.sdk import dag, task
+
+from sagelake.config.params import pipeline_params
+from sagelake.config.settings import AWS_CONN_ID, CHECKS_DIR, GLUE_SCRIPT, SQL_DIR
+from sagelake.lake.assets import curated_features
+from sagelake.ml.aws_requests import glue_job_kwargs
+from sagelake.operators.athena import QualityCheckOperator
+from sagelake.operators.glue import GlueCatalogPartitionOperator, SagelakeGlueJobOperator
+from sagelake.quality.checks import load_checks
+
+CURATED = curated_features()
+DT = "{{ params.dt or ds }}"  # an event's partition (conf "dt"), else the logical date's
+LAKE = "s3://{{ params.bucket }}"
 
 
 @dag(
@@ -51,7 +50,7 @@ Every task reads and overwrites only its `dt` partition: re-runs and backfills a
         "aws_conn_id": AWS_CONN_ID,
     },
     tags=["sagelake", "ingest", "glue", "athena"],
-    doc_md=DOC,
+    doc_md=__doc__,
 )
 def churn_prepare() -> None:
     wait_for_raw = S3KeySensor(
@@ -99,8 +98,8 @@ def churn_prepare() -> None:
     )
     checks = [
         QualityCheckOperator(
-            task_id=f"check_{path.stem}",
-            check_file=path,
+            task_id=f"check_{spec.name}",
+            check_file=spec.path,
             database="{{ params.glue_database }}",
             output_location=f"{LAKE}/athena-results/",
             workgroup="{{ params.athena_workgroup }}",
@@ -108,7 +107,7 @@ def churn_prepare() -> None:
             sleep_time=5,
             retries=0,
         )
-        for path in sorted(CHECKS_DIR.glob("*.sql"))
+        for spec in load_checks(CHECKS_DIR)  # a malformed check file fails the DAG import, naming it
     ]
 
     @task(outlets=[CURATED])

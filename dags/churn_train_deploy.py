@@ -1,26 +1,5 @@
-"""Train → register → approve → deploy → smoke test, on the curated partition that triggered the run."""
+"""Train → register → approve → deploy → smoke test, on the curated partition that triggered the run.
 
-from __future__ import annotations
-
-from datetime import datetime, timedelta
-from typing import Any
-
-from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-from airflow.sdk import dag, task
-
-from sagelake.assets import curated_features
-from sagelake.dag_params import pipeline_params
-from sagelake.operators.sagemaker import (
-    DeployEndpointOperator,
-    ModelApprovalOperator,
-    RegisterModelVersionOperator,
-    SagelakeTrainingOperator,
-)
-from sagelake.settings import AWS_CONN_ID, TRAINING_DIR
-
-DOC = """
-### churn_train_deploy
 Runs when `churn_prepare` publishes a checked `churn_features` partition (or manually with
 `{"dt": "YYYY-MM-DD"}`):
 1. **train** — SageMaker training job (scikit-learn container, script mode, `include/training/train.py`).
@@ -32,11 +11,30 @@ Runs when `churn_prepare` publishes a checked `churn_features` partition (or man
 6. **smoke_test** — invokes the endpoint with rows of the partition and checks the answer.
 """
 
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.sdk import dag, task
+
+from sagelake.config.params import pipeline_params
+from sagelake.config.settings import AWS_CONN_ID, TRAINING_DIR
+from sagelake.lake.assets import curated_features
+from sagelake.operators.sagemaker import (
+    DeployEndpointOperator,
+    ModelApprovalOperator,
+    RegisterModelVersionOperator,
+    SagelakeTrainingOperator,
+)
+
 
 @task
 def partition(params: dict[str, Any], triggering_asset_events: Any = None) -> str:
     """The partition to train on (``dt`` param, else the triggering asset event)."""
-    from sagelake.lifecycle import resolve_dt
+    from sagelake.ml.lifecycle import resolve_dt
 
     events = [e for evs in (triggering_asset_events or {}).values() for e in evs]
     return resolve_dt(params.get("dt"), events)
@@ -45,11 +43,11 @@ def partition(params: dict[str, Any], triggering_asset_events: Any = None) -> st
 @task
 def training_request(dt: str, params: dict[str, Any], run_id: str) -> dict[str, Any]:
     """Upload the training code and build the CreateTrainingJob request for this run."""
-    from sagelake.aws_requests import resource_name
-    from sagelake.aws_requests import training_request as build
-    from sagelake.images import sklearn_image_uri
-    from sagelake.lake import Lake
-    from sagelake.lifecycle import publish_source_dir
+    from sagelake.lake.layout import Lake
+    from sagelake.ml.aws_requests import training_request as build
+    from sagelake.ml.images import sklearn_image_uri
+    from sagelake.ml.lifecycle import publish_source_dir
+    from sagelake.ml.naming import resource_name
 
     lake = Lake(params["bucket"])
     region = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="sagemaker").conn_region_name
@@ -69,8 +67,8 @@ def training_request(dt: str, params: dict[str, Any], run_id: str) -> dict[str, 
 @task(multiple_outputs=True)
 def evaluate(training: dict[str, Any], dt: str, run_id: str) -> dict[str, Any]:
     """Publish the evaluation report and prepare the registration metadata."""
-    from sagelake.aws_requests import model_package_extras
-    from sagelake.lifecycle import publish_evaluation
+    from sagelake.ml.aws_requests import model_package_extras
+    from sagelake.ml.lifecycle import publish_evaluation
 
     summary = publish_evaluation(S3Hook(aws_conn_id=AWS_CONN_ID).get_conn(), training["Training"])
     summary["extras"] = model_package_extras(
@@ -88,9 +86,9 @@ def endpoint_request(
     approval: dict[str, Any], dt: str, params: dict[str, Any], run_id: str
 ) -> dict[str, Any]:
     """Model + endpoint config + endpoint requests serving the approved package version."""
-    from sagelake.aws_requests import endpoint_request as build
-    from sagelake.aws_requests import resource_name
-    from sagelake.lifecycle import package_container, package_version
+    from sagelake.ml.aws_requests import endpoint_request as build
+    from sagelake.ml.lifecycle import package_container, package_version
+    from sagelake.ml.naming import resource_name
 
     arn = approval["model_package_arn"]
     sagemaker = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="sagemaker").conn
@@ -114,8 +112,8 @@ def smoke_test(dt: str, params: dict[str, Any]) -> dict[str, Any]:
     """Invoke the endpoint over HTTP with real rows of the partition; fail on a malformed answer."""
     import json
 
-    from sagelake.lake import Lake
-    from sagelake.lifecycle import check_predictions, sample_instances
+    from sagelake.lake.layout import Lake
+    from sagelake.ml.lifecycle import check_predictions, sample_instances
 
     instances = sample_instances(S3Hook(aws_conn_id=AWS_CONN_ID).get_conn(), Lake(params["bucket"]), dt)
     runtime = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="sagemaker-runtime").conn
@@ -148,7 +146,7 @@ def smoke_test(dt: str, params: dict[str, Any]) -> dict[str, Any]:
         "aws_conn_id": AWS_CONN_ID,
     },
     tags=["sagelake", "sagemaker", "training", "deployment"],
-    doc_md=DOC,
+    doc_md=__doc__,
 )
 def churn_train_deploy() -> None:
     dt = partition()

@@ -1,4 +1,17 @@
-"""EventBridge → SQS → DAG runs: the way in with no inbound endpoint (an AssetWatcher in the triggerer)."""
+"""EventBridge → SQS → DAG runs: the way in with no inbound endpoint (an AssetWatcher in the triggerer).
+
+An EventBridge rule sends S3 "Object Created" events (and custom `Training Requested` events) to an SQS
+queue; the triggerer long-polls it with the Amazon provider's `SqsSensorTrigger` (an `AssetWatcher`), and
+every batch of messages becomes an event of the asset `eventbridge_events`, which starts this DAG:
+1. **route_messages** — validates each message as an EventBridge event and maps it to a DAG run with the
+   same routes as the webhook (`sagelake.events.eventbridge`); rejected messages are logged with their reason
+   and kept in this task's XCom `rejected`.
+2. **trigger_run** — one mapped `TriggerDagRunOperator` per event, run id `eventbridge__<event id>`:
+   the same run the webhook would create, so a redelivered message (or the same event arriving both
+   ways) is skipped, not run twice.
+
+Queue: `SAGELAKE_EVENTS_QUEUE_URL` names the queue it watches; when it is not set the DAG has no schedule.
+"""
 
 from __future__ import annotations
 
@@ -10,25 +23,11 @@ from airflow.providers.amazon.aws.triggers.sqs import SqsSensorTrigger
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Asset, AssetWatcher, dag, task
 
-from sagelake.settings import AWS_CONN_ID, events_queue_url
+from sagelake.config.settings import AWS_CONN_ID, events_queue_url
 
 QUEUE_URL = events_queue_url()
 log = logging.getLogger(__name__)
 
-DOC = f"""
-### eventbridge_sqs
-An EventBridge rule sends S3 "Object Created" events (and custom `Training Requested` events) to an SQS
-queue; the triggerer long-polls it with the Amazon provider's `SqsSensorTrigger` (an `AssetWatcher`), and
-every batch of messages becomes an event of the asset `eventbridge_events`, which starts this DAG:
-1. **route_messages** — validates each message as an EventBridge event and maps it to a DAG run with the
-   same routes as the webhook (`sagelake.eventbridge`); rejected messages are logged with their reason
-   and kept in this task's XCom `rejected`.
-2. **trigger_run** — one mapped `TriggerDagRunOperator` per event, run id `eventbridge__<event id>`:
-   the same run the webhook would create, so a redelivered message (or the same event arriving both
-   ways) is skipped, not run twice.
-
-Queue: `SAGELAKE_EVENTS_QUEUE_URL` = {QUEUE_URL or "*not set: this DAG is not scheduled*"}.
-"""
 
 EVENTS = (
     Asset(
@@ -59,13 +58,13 @@ EVENTS = (
     catchup=False,
     default_args={"owner": "data-engineering", "retries": 2, "retry_delay": timedelta(seconds=10)},
     tags=["sagelake", "ingest", "eventbridge", "sqs"],
-    doc_md=DOC,
+    doc_md=__doc__,
 )
 def eventbridge_sqs() -> None:
     @task
     def route_messages(triggering_asset_events: Any = None, ti: Any = None) -> list[dict[str, Any]]:
         """TriggerDagRunOperator arguments for each routable event of the triggering batches."""
-        from sagelake.eventbridge import load_routes, message_bodies, runs_from_messages
+        from sagelake.events.eventbridge import load_routes, message_bodies, runs_from_messages
 
         extras = [e.extra for events in (triggering_asset_events or {}).values() for e in events]
         runs, rejected = runs_from_messages(message_bodies(extras), load_routes())

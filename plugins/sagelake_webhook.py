@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from sagelake.eventbridge import load_routes
-from sagelake.run_trigger import trigger_run
-from sagelake.webhook_app import create_app
-from sagelake.webhook_auth import cached, load_settings
+from sagelake.events.eventbridge import load_routes
+from sagelake.events.run_trigger import trigger_run
+from sagelake.events.webhook_app import create_app
+from sagelake.events.webhook_auth import cached, load_settings
 
 URL_PREFIX = "/webhooks"
 

@@ -1,16 +1,20 @@
-"""Shared fixtures: a local control plane (moto server with sagelake's extensions) on a free port."""
+"""Shared fixtures: a local control plane (moto server with sagelake's extensions) on a free port.
+
+The tiers are folders: ``tests/unit`` (no servers), ``tests/integration`` (the control-plane fixture, local
+engines), ``tests/e2e`` (DAG runs). Each test is marked with its tier, so ``-m unit`` works too.
+"""
 
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 from collections.abc import Iterator
 
 import boto3
 import pytest
 
-REGION = "us-east-1"
+from tests.support.constants import REGION
+from tests.support.network import free_port
 
 # Airflow reads its configuration once, at first import: give the whole test session its own home,
 # metadata database and settings before anything imports airflow.
@@ -21,13 +25,6 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = os.path.join(os.path.dirname(__file__), "..", "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = os.path.join(os.path.dirname(__file__), "..", "plugins")
 os.environ.setdefault("SAGELAKE_TARGET", "local")
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +62,15 @@ def bucket(s3) -> str:
     name = f"test-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=name)
     return name
+
+
+TIERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test with the tier its folder names."""
+    root = config.rootpath / "tests"
+    for item in items:
+        tier = item.path.relative_to(root).parts[0]
+        if tier in TIERS:
+            item.add_marker(tier)

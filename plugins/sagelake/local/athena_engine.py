@@ -25,7 +25,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from sagelake.catalog import parquet_storage
+from sagelake.lake.catalog import parquet_storage
 
 DEFAULT_CATALOG = "awsdatacatalog"
 _COMPRESSIONS = {"snappy": "snappy", "gzip": "gzip", "zstd": "zstd", "lz4": "lz4_raw", "none": "uncompressed"}

@@ -34,8 +34,9 @@ from urllib.parse import unquote, urlsplit
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sagelake.lake import split_s3_uri
-from sagelake.local.training_runner import extract_tar
+from sagelake.aws_errors import has_code
+from sagelake.lake.layout import split_s3_uri
+from sagelake.ml.artifacts import extract_tar
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +96,6 @@ def choose_variant(variants: list[Variant], rng: random.Random, target: str | No
     if sum(weights) <= 0:
         weights = [1.0] * len(variants)
     return rng.choices(variants, weights=weights, k=1)[0]
-
-
-def _client_error_code(exc: ClientError) -> str:
-    return exc.response.get("Error", {}).get("Code", "")
 
 
 class ModelCache:
@@ -174,7 +171,7 @@ class EndpointServer(ThreadingHTTPServer):
         try:
             described = self.sagemaker.describe_endpoint(EndpointName=endpoint)
         except ClientError as exc:
-            if _client_error_code(exc) in ("ValidationException", "ValidationError", "ResourceNotFound"):
+            if has_code(exc, "ValidationException", "ValidationError", "ResourceNotFound"):
                 raise validation_error(f"Endpoint {endpoint} of account {ACCOUNT_ID} not found.") from None
             raise
         if described.get("EndpointStatus") not in ("InService", "Updating"):

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sagelake.lake import split_s3_uri
+from sagelake.lake.layout import split_s3_uri
 from sagelake.local.java import find_java_home
 
 log = logging.getLogger(__name__)

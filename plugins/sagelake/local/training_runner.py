@@ -8,8 +8,6 @@ environment contract (``SM_*``). On success the model dir and the output data di
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import logging
 import os
@@ -17,19 +15,18 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sagelake.lake import split_s3_uri
+from sagelake.lake.layout import split_s3_uri
+from sagelake.ml.artifacts import extract_tar, package_source_dir
 
 log = logging.getLogger(__name__)
 
 CURRENT_HOST = "algo-1"
 LOG_TAIL_LINES = 50
-EXCLUDED_NAMES = {"__pycache__", ".git", ".pytest_cache", ".ruff_cache"}
 # "validation:auc=0.8123" — a metric name with a colon, '=', a number.
 DEFAULT_METRIC_LINE = re.compile(
     r"^\s*([A-Za-z0-9_.\-]+:[A-Za-z0-9_.\-:]+)\s*=\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
@@ -158,47 +155,6 @@ def _fetch_source(s3_client, uri: str) -> bytes:
         raise TrainingRequestError(
             f"sagemaker_submit_directory {uri} does not exist: upload sourcedir.tar.gz"
         ) from None
-
-
-def extract_tar(data: bytes, dest: Path) -> None:
-    """Extract a (gzipped) tarball safely into ``dest``."""
-    dest.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-        tar.extractall(dest, filter="data")
-
-
-def _tar_entries(directory: Path) -> list[Path]:
-    entries = []
-    for path in sorted(directory.rglob("*")):
-        rel = path.relative_to(directory)
-        if any(part in EXCLUDED_NAMES for part in rel.parts) or path.suffix == ".pyc":
-            continue
-        entries.append(path)
-    return entries
-
-
-def package_source_dir(source_dir: Path) -> bytes:
-    """A deterministic ``sourcedir.tar.gz`` of ``source_dir`` (sorted entries, fixed mtimes and owners)."""
-    source_dir = Path(source_dir)
-    if not source_dir.is_dir():
-        raise FileNotFoundError(f"source dir {source_dir} does not exist")
-    buffer = io.BytesIO()
-    with (
-        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as gz,
-        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
-    ):
-        for path in _tar_entries(source_dir):
-            info = tar.gettarinfo(str(path), arcname=path.relative_to(source_dir).as_posix())
-            info.mtime = 0
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            info.mode = 0o755 if path.is_dir() or os.access(path, os.X_OK) else 0o644
-            if path.is_file():
-                with path.open("rb") as handle:
-                    tar.addfile(info, handle)
-            else:
-                tar.addfile(info)
-    return buffer.getvalue()
 
 
 def parse_metrics(lines: list[str], definitions: list[dict] | None = None) -> dict[str, float]:
@@ -374,14 +330,3 @@ def run_training_job(request: dict, s3_client, work_dir: Path) -> TrainingRunRes
         metrics=parse_metrics(proc.stdout.splitlines(), definitions),
         log_tail=_tail(proc.stdout + "\n" + proc.stderr),
     )
-
-
-def read_evaluation(s3_client, output_tar_uri: str) -> dict:
-    """Read ``evaluation.json`` from a training job's ``output.tar.gz``."""
-    bucket, key = split_s3_uri(output_tar_uri)
-    data = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-        for member in tar.getmembers():
-            if member.isfile() and member.name.removeprefix("./") == "evaluation.json":
-                return json.loads(tar.extractfile(member).read())
-    raise FileNotFoundError(f"{output_tar_uri} holds no evaluation.json: the training script must write it")

@@ -9,9 +9,9 @@ from typing import Any
 from airflow.providers.amazon.aws.operators.athena import AthenaOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from sagelake import quality
-from sagelake.lake import split_s3_uri
-from sagelake.target import is_local
+from sagelake.config.target import is_local
+from sagelake.lake.layout import split_s3_uri
+from sagelake.quality import checks as quality
 
 
 def rows_from_athena_results(response: dict[str, Any]) -> tuple[list[str], list[tuple]]:
@@ -26,7 +26,7 @@ class QualityCheckOperator(AthenaOperator):
     """Run one declarative check from ``include/sql/checks/`` and fail the task when it is violated.
 
     ``query`` is the check's ``.sql`` file (a Jinja template rendered by Airflow); its header comments
-    declare the expectation and severity (see :mod:`sagelake.quality`). The result is returned as XCom.
+    declare the expectation and severity (see :mod:`sagelake.quality.checks`). The result is returned as XCom.
     On the local target the rendered SQL runs on DuckDB through
     :class:`sagelake.local.athena_engine.LocalAthenaEngine` and the result CSV is written to
     ``output_location`` as Athena would.

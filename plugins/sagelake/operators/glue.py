@@ -13,9 +13,9 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
-from sagelake import catalog
-from sagelake.lake import Lake
-from sagelake.target import is_local
+from sagelake.config.target import is_local
+from sagelake.lake import catalog
+from sagelake.lake.layout import Lake
 
 
 class SagelakeGlueJobOperator(GlueJobOperator):

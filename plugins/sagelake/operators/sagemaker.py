@@ -19,8 +19,8 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk.exceptions import AirflowSkipException
 from botocore.exceptions import ClientError
 
-from sagelake.approval import decide, metrics_from_metadata
-from sagelake.target import is_local
+from sagelake.config.target import is_local
+from sagelake.ml.approval import decide, metrics_from_metadata
 
 
 class SagelakeTrainingOperator(SageMakerTrainingOperator):

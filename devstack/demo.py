@@ -1,0 +1,206 @@
+"""``make demo``: start the local stack, land a day of data, run the pipeline through Airflow, report.
+
+The pipeline is started through Airflow's REST API and followed to the end; the summary is read back
+from what the run produced (lake objects, task results, the control plane, a real HTTP prediction).
+Exit code 0 only when every stage happened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+
+from devstack import stack as local_stack
+from devstack.airflow_api import AirflowApi, AirflowApiError
+from devstack.webhook_client import deliver
+from sagelake.config.target import current_target
+from sagelake.events.eventbridge import object_created_event
+from sagelake.lake.layout import Lake, check_dt, split_s3_uri
+from sagelake.local.java import JavaNotFoundError
+
+PREPARE, TRAIN, SQS_EVENTS = "churn_prepare", "churn_train_deploy", "eventbridge_sqs"
+TERMINAL = {"success", "failed"}
+
+
+def follow(api: AirflowApi, dag_id: str, run_id: str, timeout_s: float) -> str:
+    """Print each task's state changes until the run ends; return the run's final state."""
+    seen: dict[str, str] = {}
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for ti in api.task_instances(dag_id, run_id):
+            state = ti.get("state") or "none"
+            key = ti["task_id"] + ("" if ti.get("map_index", -1) < 0 else f"[{ti['map_index']}]")
+            if seen.get(key) != state:
+                seen[key] = state
+                print(f"  [{dag_id}] {key:<32} {state}", flush=True)
+        state = api.dag_run(dag_id, run_id)["state"]
+        if state in TERMINAL:
+            return state
+        time.sleep(2)
+    raise TimeoutError(f"{dag_id} run {run_id} did not finish within {timeout_s:.0f}s")
+
+
+def wait_for_asset_run(api: AirflowApi, after: str, timeout_s: float = 120) -> str:
+    """The run of the training DAG that the curated asset event created after ``after``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for run in api.dag_runs(TRAIN, order_by="-run_after", limit=5):
+            if run.get("run_type") == "asset_triggered" and (run.get("run_after") or "") >= after:
+                return run["dag_run_id"]
+        time.sleep(2)
+    raise TimeoutError(f"no asset-triggered {TRAIN} run appeared within {timeout_s:.0f}s")
+
+
+def read_etl_metrics(s3: Any, lake: Lake, dt: str) -> dict[str, Any]:
+    bucket, prefix = split_s3_uri(lake.etl_metrics(dt))
+    objects = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    for obj in objects:
+        if obj["Key"].endswith(".json"):
+            body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().decode()
+            return json.loads(body.strip().splitlines()[0])
+    raise FileNotFoundError(f"no ETL metrics under {lake.etl_metrics(dt)}")
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """The human-readable end-of-demo report."""
+    etl = s["etl"]
+    lines = [
+        "",
+        f"sagelake demo — partition dt={s['dt']}",
+        f"  landed       customers={etl['customers_landed']} events={etl['events_landed']}",
+        f"  cleaned      feature rows={etl['features_rows']} events={etl['events_cleaned']}",
+        f"  quarantined  {etl['quarantined']} {json.dumps(etl.get('quarantined_by_reason', {}))}",
+        "  quality checks:",
+    ]
+    for check in s["checks"]:
+        verdict = "PASS" if check["passed"] else ("WARN" if check["severity"] == "warn" else "FAIL")
+        lines.append(
+            f"    {verdict}  {check['name']:<28} value={check['value']:<10g} expect {check['expectation']}"
+        )
+    metrics = " ".join(f"{k}={v:.4f}" for k, v in s["model"]["metrics"].items())
+    lines += [
+        f"  model        {s['model']['training_job']}  {metrics}",
+        f"  registered   {s['package']['arn']}  status={s['package']['status']}",
+        f"  endpoint     {s['endpoint']['name']}  ({s['endpoint']['status']})",
+        f"  prediction   {json.dumps(s['prediction']['output'])}  for {json.dumps(s['prediction']['input'])}",
+    ]
+    return "\n".join(lines)
+
+
+def invoke(runtime: Any, endpoint: str, instance: dict[str, Any]) -> dict[str, Any]:
+    response = runtime.invoke_endpoint(
+        EndpointName=endpoint,
+        ContentType="application/json",
+        Accept="application/json",
+        Body=json.dumps({"instances": [instance]}),
+    )
+    return json.loads(response["Body"].read())["predictions"][0]
+
+
+def webhook_url(stack: local_stack.Stack) -> str:
+    return f"{stack.airflow_url}/webhooks/eventbridge"
+
+
+def run_demo(dt: str, n_customers: int, timeout_s: float) -> int:
+    from devstack.datagen import generate_day, land_day
+    from sagelake.config.settings import default_params
+    from sagelake.ml.lifecycle import sample_instances
+
+    stack = local_stack.Stack()
+    print(f"starting the local stack in {stack.local_dir} …", flush=True)
+    local_stack.up(stack)
+    params = default_params()
+    session = boto3.Session(
+        aws_access_key_id=local_stack.LOCAL_KEY_ID,
+        aws_secret_access_key=local_stack.LOCAL_SECRET,
+        region_name=local_stack.REGION,
+    )
+    s3 = session.client("s3", endpoint_url=stack.control_plane_url)
+    sagemaker = session.client("sagemaker", endpoint_url=stack.control_plane_url)
+    runtime = session.client("sagemaker-runtime", endpoint_url=stack.endpoint_url)
+    lake = Lake(str(params["bucket"]))
+
+    files = generate_day(dt, n_customers=n_customers)
+    uris = land_day(s3, lake, dt, files)
+    for uri in uris:
+        print(f"landed {uri}")
+
+    api = AirflowApi(stack.airflow_url, local_stack.LOCAL_USER, local_stack.LOCAL_PASSWORD)
+    for dag_id in (PREPARE, TRAIN, SQS_EVENTS):  # the SQS way in is live too (see docs/events.md)
+        api.wait_for_dag(dag_id)
+        api.unpause(dag_id)
+    now = datetime.now(UTC)
+    # What EventBridge would send for the last object landed: a real-format S3 "Object Created" event
+    bucket, key = split_s3_uri(uris[-1])
+    head = s3.head_object(Bucket=bucket, Key=key)
+    account = session.client("sts", endpoint_url=stack.control_plane_url).get_caller_identity()["Account"]
+    event = object_created_event(
+        bucket, key, head["ContentLength"], head["ETag"], region=local_stack.REGION, account=account, time=now
+    )
+    status, answer = deliver(webhook_url(stack), event, local_stack.webhook_key(stack))
+    if status not in (200, 202):
+        raise local_stack.StackError(f"the webhook answered HTTP {status}: {answer.get('error')}")
+    run_id = answer["dag_run_id"]
+    print(f"POSTed S3 Object Created for {key} to {webhook_url(stack)} → {PREPARE} run {run_id}", flush=True)
+    if follow(api, PREPARE, run_id, timeout_s) != "success":
+        print(f"error: {PREPARE} failed; see the Airflow UI at {stack.airflow_url}", file=sys.stderr)
+        return 1
+    train_run = wait_for_asset_run(api, after=now.isoformat())
+    print(f"{TRAIN} run {train_run} started by the curated asset event", flush=True)
+    if follow(api, TRAIN, train_run, timeout_s) != "success":
+        print(f"error: {TRAIN} failed; see the Airflow UI at {stack.airflow_url}", file=sys.stderr)
+        return 1
+
+    checks = [
+        api.xcom(PREPARE, run_id, ti["task_id"])
+        for ti in api.task_instances(PREPARE, run_id)
+        if ti["task_id"].startswith("check_")
+    ]
+    evaluation = {key: api.xcom(TRAIN, train_run, "evaluate", key) for key in ("training_job", "metrics")}
+    approval = api.xcom(TRAIN, train_run, "approve")
+    package = sagemaker.describe_model_package(ModelPackageName=approval["model_package_arn"])
+    endpoint = sagemaker.describe_endpoint(EndpointName=str(params["endpoint_name"]))
+    instance = sample_instances(s3, lake, dt, n=1)[0]
+    summary = {
+        "dt": dt,
+        "etl": read_etl_metrics(s3, lake, dt),
+        "checks": sorted(checks, key=lambda c: c["name"]),
+        "model": evaluation,
+        "package": {"arn": package["ModelPackageArn"], "status": package["ModelApprovalStatus"]},
+        "endpoint": {"name": endpoint["EndpointName"], "status": endpoint["EndpointStatus"]},
+        "prediction": {"input": instance, "output": invoke(runtime, endpoint["EndpointName"], instance)},
+    }
+    print(format_summary(summary))
+    print(
+        f"\nAirflow UI: {stack.airflow_url}  (login {local_stack.LOCAL_USER} / {local_stack.LOCAL_PASSWORD})"
+    )
+    print("The stack keeps running; `make down` stops it.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dt", default=yesterday, help="partition to land and process (default: yesterday)")
+    parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--timeout", type=float, default=900, help="seconds allowed per DAG run")
+    args = parser.parse_args(argv)
+    try:
+        if current_target() != "local":
+            raise local_stack.StackError(
+                "make demo runs the local target, but SAGELAKE_TARGET=aws: unset SAGELAKE_TARGET to run it"
+            )
+        return run_demo(check_dt(args.dt), args.customers, args.timeout)
+    except (local_stack.StackError, AirflowApiError, JavaNotFoundError, TimeoutError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

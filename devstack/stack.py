@@ -1,0 +1,365 @@
+"""The local stack: control plane (moto), endpoint server and ``airflow standalone``, as background processes.
+
+``python -m devstack.stack up|down|status``. Everything lives in the git-ignored ``.local/``:
+Airflow home and logs, process ids, the endpoint's model cache. Processes are stopped by the PIDs this
+launcher recorded (their whole process group), never by name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sagelake.config.settings import PROJECT_ROOT
+from sagelake.local.java import JavaNotFoundError
+
+LOCAL_DIR = Path(os.environ.get("SAGELAKE_LOCAL_DIR", PROJECT_ROOT / ".local"))
+REGION = "us-east-1"
+LOCAL_USER, LOCAL_PASSWORD = "admin", "admin"
+LOCAL_KEY_ID, LOCAL_SECRET = "testing", "testing"  # moto accepts any credentials
+EVENTS_QUEUE = "sagelake-events"
+
+
+class StackError(RuntimeError):
+    """A one-line, actionable problem with the local stack."""
+
+
+def env_port(name: str, default: int) -> int:
+    """A port from the environment variable ``name``, else ``default``; a clear error if it is not one."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise StackError(f"{name}={raw!r} is not a TCP port: set it to a number from 1 to 65535, or unset it")
+    return int(raw)
+
+
+@dataclass(frozen=True)
+class Ports:
+    control_plane: int = field(default_factory=lambda: env_port("SAGELAKE_CONTROL_PLANE_PORT", 4566))
+    endpoint: int = field(default_factory=lambda: env_port("SAGELAKE_ENDPOINT_PORT", 8085))
+    airflow: int = field(default_factory=lambda: env_port("SAGELAKE_AIRFLOW_PORT", 8080))
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Paths and addresses of one local stack."""
+
+    local_dir: Path = LOCAL_DIR
+    ports: Ports = field(default_factory=Ports)
+
+    @property
+    def control_plane_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.control_plane}"
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.endpoint}"
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.airflow}"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.local_dir / "airflow"
+
+    @property
+    def webhook_key_file(self) -> Path:
+        return self.local_dir / "webhook-key"
+
+    def pid_file(self, name: str) -> Path:
+        return self.local_dir / "pids" / f"{name}.pid"
+
+    def log_file(self, name: str) -> Path:
+        return self.local_dir / "logs" / f"{name}.log"
+
+
+def aws_connection(control_plane_url: str, endpoint_url: str) -> str:
+    """``aws_default`` for the local target: every service on the control plane, runtime on the server."""
+    return json.dumps(
+        {
+            "conn_type": "aws",
+            "login": LOCAL_KEY_ID,
+            "password": LOCAL_SECRET,
+            "extra": {
+                "region_name": REGION,
+                "endpoint_url": control_plane_url,
+                "service_config": {"sagemaker-runtime": {"endpoint_url": endpoint_url}},
+            },
+        }
+    )
+
+
+def aws_env() -> dict[str, str]:
+    """Placeholder credentials for processes that talk to the local control plane directly."""
+    return {
+        "AWS_ACCESS_KEY_ID": LOCAL_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET,
+        "AWS_DEFAULT_REGION": REGION,
+    }
+
+
+def webhook_key(stack: Stack) -> str:
+    """The local webhook's API key: generated on first start, kept in ``.local/webhook-key`` (mode 0600)."""
+    path = stack.webhook_key_file
+    if path.exists():
+        key = path.read_text().strip()
+        if key:
+            return key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(key + "\n")
+    path.chmod(0o600)
+    return key
+
+
+def airflow_env(stack: Stack, webhook_api_key: str, events_queue_url: str) -> dict[str, str]:
+    """Environment of every Airflow process of the local stack (also used by the tests)."""
+    home = stack.airflow_home
+    return {
+        "AIRFLOW_HOME": str(home),
+        # its own metadata DB, whatever the caller's environment names (a test session's, another stack's)
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "3",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{LOCAL_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{stack.airflow_url}/execution/",
+        "AIRFLOW__API__PORT": str(stack.ports.airflow),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(stack.local_dir / "logs" / "airflow"),
+        "AIRFLOW_CONN_AWS_DEFAULT": aws_connection(stack.control_plane_url, stack.endpoint_url),
+        "AIRFLOW_CONN_EVENTBRIDGE_WEBHOOK": json.dumps({"conn_type": "generic", "password": webhook_api_key}),
+        "SAGELAKE_EVENTS_QUEUE_URL": events_queue_url,
+        "SAGELAKE_TARGET": "local",
+        "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT / "plugins"), os.environ.get("PYTHONPATH", "")]),
+        "NO_PROXY": "127.0.0.1,localhost",
+        # standalone starts its components as `airflow …`: this venv's, whatever the caller's PATH
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        **aws_env(),
+    }
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def running_pid(stack: Stack, name: str) -> int | None:
+    """PID recorded for ``name`` if that process is still alive."""
+    path = stack.pid_file(name)
+    if not path.exists():
+        return None
+    try:
+        pid = int(path.read_text().strip())
+        os.kill(pid, 0)
+    except (ValueError, ProcessLookupError, PermissionError):
+        path.unlink(missing_ok=True)
+        return None
+    return pid
+
+
+def wait_for_http(url: str, what: str, timeout_s: float, log: Path, pid: int | None = None) -> None:
+    """Wait until ``url`` answers; fail at once if the process ``pid`` died."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pid is not None and not _alive(pid):
+            raise StackError(f"{what} exited during start-up: see {log}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.5)
+    raise StackError(f"{what} did not answer on {url} within {timeout_s:.0f}s: see {log}")
+
+
+def start_process(stack: Stack, name: str, argv: list[str], env: dict[str, str], port: int) -> int:
+    """Start ``argv`` in its own session, logging to .local/logs; refuse an occupied port."""
+    pid = running_pid(stack, name)
+    if pid:
+        return pid
+    if port_in_use(port):
+        raise StackError(
+            f"port {port} is in use by another program: stop it, or choose another port with "
+            f"SAGELAKE_{name.upper().replace('-', '_')}_PORT"
+        )
+    for path in (stack.pid_file(name), stack.log_file(name)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    log = stack.log_file(name).open("ab")
+    proc = subprocess.Popen(
+        argv,
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        cwd=PROJECT_ROOT,
+        start_new_session=True,
+    )
+    stack.pid_file(name).write_text(str(proc.pid))
+    return proc.pid
+
+
+def bootstrap_control_plane(
+    control_plane_url: str, bucket: str, roles: tuple[str, ...], queue: str = EVENTS_QUEUE
+) -> str:
+    """What infrastructure-as-code provides on AWS: the lake bucket, the service roles, the events queue.
+
+    Returns the queue's URL.
+    """
+    import boto3
+    from botocore.exceptions import ClientError
+
+    from sagelake.aws_errors import has_code
+
+    session = boto3.Session(
+        aws_access_key_id=LOCAL_KEY_ID, aws_secret_access_key=LOCAL_SECRET, region_name=REGION
+    )
+    s3 = session.client("s3", endpoint_url=control_plane_url)
+    try:
+        s3.create_bucket(Bucket=bucket)
+    except ClientError as error:
+        if not has_code(error, "BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
+    iam = session.client("iam", endpoint_url=control_plane_url)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "sts:AssumeRole",
+                "Principal": {"Service": ["glue.amazonaws.com", "sagemaker.amazonaws.com"]},
+            }
+        ],
+    }
+    for role in roles:
+        try:
+            iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
+        except ClientError as error:
+            if not has_code(error, "EntityAlreadyExists"):
+                raise
+    sqs = session.client("sqs", endpoint_url=control_plane_url)
+    return sqs.create_queue(QueueName=queue)["QueueUrl"]  # returns the existing queue's URL if it exists
+
+
+def up(stack: Stack) -> None:
+    """Start (or keep) the three services and wait until each answers."""
+    from sagelake.config.settings import default_params
+    from sagelake.local.java import find_java_home
+
+    find_java_home()  # fail early, with its one-line advice, rather than in the Glue task
+    python = sys.executable
+    plugins = {"PYTHONPATH": str(PROJECT_ROOT / "plugins"), **aws_env()}
+    module = [python, "-m", "sagelake.local.control_plane", "--port", str(stack.ports.control_plane)]
+    pid = start_process(stack, "control-plane", module, plugins, stack.ports.control_plane)
+    wait_for_http(
+        f"{stack.control_plane_url}/moto-api/", "control plane", 60, stack.log_file("control-plane"), pid
+    )
+    params = default_params()
+    roles = (str(params["glue_role"]), str(params["sagemaker_role"]))
+    queue_url = bootstrap_control_plane(stack.control_plane_url, str(params["bucket"]), roles)
+
+    module = [
+        python,
+        "-m",
+        "sagelake.local.endpoint_server",
+        "--port",
+        str(stack.ports.endpoint),
+        "--control-plane-url",
+        stack.control_plane_url,
+        "--cache-dir",
+        str(stack.local_dir / "endpoint-cache"),
+    ]
+    pid = start_process(stack, "endpoint", module, plugins, stack.ports.endpoint)
+    wait_for_http(f"{stack.endpoint_url}/ping", "endpoint server", 60, stack.log_file("endpoint"), pid)
+
+    stack.airflow_home.mkdir(parents=True, exist_ok=True)
+    passwords = stack.airflow_home / "passwords.json"
+    passwords.write_text(json.dumps({LOCAL_USER: LOCAL_PASSWORD}))
+    passwords.chmod(0o600)
+    airflow = str(Path(python).with_name("airflow"))
+    env = airflow_env(stack, webhook_key(stack), queue_url)
+    pid = start_process(stack, "airflow", [airflow, "standalone"], env, stack.ports.airflow)
+    wait_for_http(
+        f"{stack.airflow_url}/api/v2/monitor/health", "Airflow", 300, stack.log_file("airflow"), pid
+    )
+
+
+def down(stack: Stack) -> list[str]:
+    """Stop every process this launcher started (by recorded PID and its process group)."""
+    stopped = []
+    for name in ("airflow", "endpoint", "control-plane"):
+        pid = running_pid(stack, name)
+        if pid is None:
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.3)
+        if _alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+        stack.pid_file(name).unlink(missing_ok=True)
+        stopped.append(name)
+    return stopped
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(ChildProcessError):  # reap it if it is our own child (same invocation)
+        os.waitpid(pid, os.WNOHANG)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="sagelake local stack")
+    parser.add_argument("command", choices=["up", "down", "status"])
+    args = parser.parse_args(argv)
+    try:
+        stack = Stack()
+        if args.command == "up":
+            up(stack)
+            print(
+                f"local stack up: Airflow {stack.airflow_url} (login {LOCAL_USER}/{LOCAL_PASSWORD}), "
+                f"control plane {stack.control_plane_url}, endpoints {stack.endpoint_url}"
+            )
+        elif args.command == "down":
+            stopped = down(stack)
+            print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+        else:
+            for name in ("control-plane", "endpoint", "airflow"):
+                pid = running_pid(stack, name)
+                print(f"{name}: {f'running (pid {pid})' if pid else 'stopped'}")
+    except (StackError, JavaNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Configuration: the deployment target, pipeline settings from the environment, and DAG params."""

@@ -1,0 +1,1 @@
+"""Event-driven runs: EventBridge routing, the webhook served by the Airflow API server, run creation."""

@@ -1,0 +1,1 @@
+"""Machine learning: SageMaker request builders, resource names, artefacts, approval, lifecycle steps."""

@@ -1,0 +1,113 @@
+"""Builders of the AWS API requests the pipeline sends, as plain functions of the run.
+
+The same request goes to real AWS or to the local control plane; names come from
+:mod:`sagelake.ml.naming`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+SKLEARN_FRAMEWORK_VERSION = "1.4-2"
+
+
+def glue_job_kwargs() -> dict[str, Any]:
+    """``create_job_kwargs`` for the Glue job definition (Glue 5.0 = Spark 3.5, Python 3.11)."""
+    return {"GlueVersion": "5.0", "WorkerType": "G.1X", "NumberOfWorkers": 2, "Timeout": 60}
+
+
+def training_request(
+    *,
+    job_name: str,
+    role: str,
+    image_uri: str,
+    train_uri: str,
+    output_uri: str,
+    source_uri: str,
+    instance_type: str,
+    hyperparameters: dict[str, Any],
+    program: str = "train.py",
+    max_runtime_s: int = 3600,
+) -> dict[str, Any]:
+    """A CreateTrainingJob request for script mode in the SageMaker scikit-learn container."""
+    hps = {key: json.dumps(value) for key, value in hyperparameters.items()}
+    hps["sagemaker_program"] = json.dumps(program)
+    hps["sagemaker_submit_directory"] = json.dumps(source_uri)
+    return {
+        "TrainingJobName": job_name,
+        "RoleArn": role,
+        "AlgorithmSpecification": {"TrainingImage": image_uri, "TrainingInputMode": "File"},
+        "HyperParameters": hps,
+        "InputDataConfig": [
+            {
+                "ChannelName": "train",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": train_uri,
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+                "ContentType": "application/x-parquet",
+            }
+        ],
+        "OutputDataConfig": {"S3OutputPath": output_uri},
+        "ResourceConfig": {"InstanceType": instance_type, "InstanceCount": 1, "VolumeSizeInGB": 10},
+        "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_s},
+    }
+
+
+def model_package_extras(
+    *, evaluation_uri: str, metrics: dict[str, float], dt: str, run_id: str, training_job: str
+) -> dict[str, Any]:
+    """Extra CreateModelPackage fields: the evaluation report and run lineage as metadata."""
+    metadata = {f"metric_{k}": f"{v:.6f}" for k, v in metrics.items()}
+    metadata.update({"dt": dt, "airflow_run_id": run_id[:256], "training_job": training_job})
+    return {
+        "ModelMetrics": {
+            "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation_uri}}
+        },
+        "CustomerMetadataProperties": metadata,
+    }
+
+
+def endpoint_request(
+    *,
+    model_name: str,
+    endpoint_config_name: str,
+    endpoint_name: str,
+    role: str,
+    image_uri: str,
+    model_data_url: str,
+    instance_type: str,
+    variant_name: str = "primary",
+) -> dict[str, Any]:
+    """Model + EndpointConfig + Endpoint requests, as the provider's SageMakerEndpointOperator takes them."""
+    return {
+        "Model": {
+            "ModelName": model_name,
+            "ExecutionRoleArn": role,
+            "PrimaryContainer": {
+                "Image": image_uri,
+                "ModelDataUrl": model_data_url,
+                "Environment": {
+                    "SAGEMAKER_PROGRAM": "inference.py",
+                    "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+                },
+            },
+        },
+        "EndpointConfig": {
+            "EndpointConfigName": endpoint_config_name,
+            "ProductionVariants": [
+                {
+                    "VariantName": variant_name,
+                    "ModelName": model_name,
+                    "InitialInstanceCount": 1,
+                    "InstanceType": instance_type,
+                    "InitialVariantWeight": 1.0,
+                }
+            ],
+        },
+        "Endpoint": {"EndpointName": endpoint_name, "EndpointConfigName": endpoint_config_name},
+    }

@@ -1,0 +1,1 @@
+"""Data quality: declarative checks (``include/sql/checks/``) and their verdicts."""

@@ -1,0 +1,118 @@
+"""Event-driven runs on a real local stack (``airflow standalone`` + moto), on free ports in a temp dir.
+
+EventBridge → SQS: an S3 "Object Created" event sent to the local SQS queue is picked up by the
+triggerer's AssetWatcher, routed by ``eventbridge_sqs`` and runs ``churn_prepare`` on the event's
+partition. The same event then POSTed to the webhook is answered as a duplicate of that run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+
+from tests.support.network import free_port
+
+pytestmark = pytest.mark.e2e
+
+DT = "2026-11-18"
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory):
+    from devstack import stack as local_stack
+    from devstack.airflow_api import AirflowApi
+
+    stack = local_stack.Stack(
+        local_dir=tmp_path_factory.mktemp("stack"),
+        ports=local_stack.Ports(control_plane=free_port(), endpoint=free_port(), airflow=free_port()),
+    )
+    try:
+        local_stack.up(stack)
+        session = boto3.Session(
+            aws_access_key_id=local_stack.LOCAL_KEY_ID,
+            aws_secret_access_key=local_stack.LOCAL_SECRET,
+            region_name=local_stack.REGION,
+        )
+        yield {
+            "stack": stack,
+            "api": AirflowApi(stack.airflow_url, local_stack.LOCAL_USER, local_stack.LOCAL_PASSWORD),
+            "s3": session.client("s3", endpoint_url=stack.control_plane_url),
+            "sqs": session.client("sqs", endpoint_url=stack.control_plane_url),
+        }
+    finally:
+        local_stack.down(stack)
+
+
+def wait_for_run(api, dag_id: str, run_id: str, timeout_s: float) -> dict:
+    """The run once it exists and has finished (or the last state seen at the deadline)."""
+    from devstack.airflow_api import AirflowApiError
+
+    deadline, run = time.monotonic() + timeout_s, {}
+    while time.monotonic() < deadline:
+        try:
+            run = api.dag_run(dag_id, run_id)
+        except AirflowApiError as error:
+            if "404" not in str(error):
+                raise
+        if run.get("state") in ("success", "failed"):
+            return run
+        time.sleep(3)
+    return run
+
+
+def rejected_bodies(api, timeout_s: float) -> list[str]:
+    """Bodies the finished ``eventbridge_sqs`` runs rejected, once there is at least one."""
+    deadline, bodies = time.monotonic() + timeout_s, []
+    while time.monotonic() < deadline and not bodies:
+        for run in api.dag_runs("eventbridge_sqs", limit=50):
+            if run["state"] == "success":
+                bodies += [
+                    e["body"]
+                    for e in api.xcom("eventbridge_sqs", run["dag_run_id"], "route_messages", "rejected")
+                ]
+        time.sleep(2)
+    return bodies
+
+
+def test_s3_event_through_sqs_runs_the_pipeline_once_even_if_also_posted(live) -> None:
+    from devstack import stack as local_stack
+    from devstack.datagen import generate_day, land_day
+    from devstack.demo import webhook_url
+    from devstack.webhook_client import deliver
+    from sagelake.events.eventbridge import object_created_event
+    from sagelake.lake.layout import Lake, split_s3_uri
+
+    api, s3, sqs = live["api"], live["s3"], live["sqs"]
+    lake = Lake("sagelake-lake")
+    uris = land_day(s3, lake, DT, generate_day(DT, n_customers=700))
+    for dag_id in ("churn_prepare", "eventbridge_sqs"):
+        api.wait_for_dag(dag_id)
+        api.unpause(dag_id)
+
+    bucket, key = split_s3_uri(uris[-1])
+    event = object_created_event(
+        bucket, key, 1, "etag", region=local_stack.REGION, account="123456789012", time=datetime.now(UTC)
+    )
+    queue_url = sqs.get_queue_url(QueueName=local_stack.EVENTS_QUEUE)["QueueUrl"]
+    for body in (json.dumps(event), json.dumps(event), "not an event"):  # SQS delivers at least once
+        sqs.send_message(QueueUrl=queue_url, MessageBody=body)
+
+    run_id = f"eventbridge__{event['id']}"
+    run = wait_for_run(api, "churn_prepare", run_id, timeout_s=600)
+    assert run.get("state") == "success", run
+    assert run["conf"]["dt"] == DT and run["conf"]["event"]["key"] == key
+    curated = s3.list_objects_v2(Bucket=bucket, Prefix=split_s3_uri(lake.curated_features(DT))[1])
+    assert any(obj["Key"].endswith(".parquet") for obj in curated.get("Contents", []))
+
+    runs = api.dag_runs("churn_prepare", limit=100)
+    assert [r["dag_run_id"] for r in runs if r["dag_run_id"] == run_id] == [run_id]
+    assert "not an event" in rejected_bodies(api, timeout_s=120)
+
+    # The same event delivered to the webhook too: the run exists, so nothing new starts.
+    status, answer = deliver(webhook_url(live["stack"]), event, local_stack.webhook_key(live["stack"]))
+    assert status == 200
+    assert answer == {"dag_id": "churn_prepare", "dag_run_id": run_id, "state": "success", "duplicate": True}

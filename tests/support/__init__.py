@@ -1,0 +1,1 @@
+"""What the test tiers share: constants, the curated contract, sample events."""
