@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import uuid
 
+import boto3
 import pytest
 
 from sagelake.lake import catalog
 from sagelake.lake.layout import Lake
+from tests.support.constants import REGION
+
+
+@pytest.fixture()
+def glue(aws_env: str):
+    return boto3.client("glue", endpoint_url=aws_env, region_name=REGION)
+
+
+@pytest.fixture()
+def database(glue) -> str:
+    name = f"db_{uuid.uuid4().hex[:10]}"
+    catalog.ensure_database(glue, name)
+    return name
 
 
 def test_ensure_database_is_idempotent(glue) -> None:

@@ -1,27 +1,11 @@
-"""Glue Data Catalog tables as code, against the local control plane (moto)."""
+"""Glue Data Catalog tables as code: the table definitions built from the lake layout."""
 
 from __future__ import annotations
 
-import uuid
-
-import boto3
 import pytest
 
 from sagelake.lake import catalog
 from sagelake.lake.layout import Lake
-from tests.support.constants import REGION
-
-
-@pytest.fixture()
-def glue(aws_env: str):
-    return boto3.client("glue", endpoint_url=aws_env, region_name=REGION)
-
-
-@pytest.fixture()
-def database(glue) -> str:
-    name = f"db_{uuid.uuid4().hex[:10]}"
-    catalog.ensure_database(glue, name)
-    return name
 
 
 def test_table_inputs_match_the_lake_layout_and_contract() -> None:
