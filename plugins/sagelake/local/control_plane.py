@@ -5,7 +5,10 @@ Two gaps matter to the pipeline and are closed here, in one place, instead of in
 
 * ``CreateEndpoint`` on an existing name must fail like AWS does ("Cannot create already
   existing endpoint ...") so the provider's create-or-update fallback takes the update path;
-* ``UpdateEndpoint`` (absent from moto) switches an endpoint to a new endpoint config.
+* ``UpdateEndpoint`` (absent from moto) switches an endpoint to a new endpoint config;
+* S3 conditional writes (``If-None-Match: *``, ``If-Match``) must be atomic, as on S3: moto checks the
+  condition and then writes, so two concurrent requests could both pass; they are serialised here (the
+  partition lock of ``sagelake.lake.partition_lock`` relies on it).
 
 Run as ``python -m sagelake.local.control_plane --port 4566``.
 """
@@ -20,6 +23,7 @@ from typing import Any
 from moto.core.utils import utcnow
 from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.models import FakeEndpoint, SageMakerModelBackend
+from moto.s3.responses import S3Response
 from moto.sagemaker.responses import SageMakerResponse
 
 _original_create_endpoint = SageMakerModelBackend.create_endpoint
@@ -62,8 +66,28 @@ def _update_endpoint_response(self: SageMakerResponse) -> Any:
     return ActionResult({"EndpointArn": endpoint.arn})
 
 
+_CONDITIONAL_WRITES = threading.Lock()
+
+
+def _serialised(method: Any) -> Any:
+    """Run an S3 write that carries a condition under one lock, so check-then-write is atomic."""
+
+    def write(self: S3Response) -> Any:
+        if self.headers.get("If-None-Match") or self.headers.get("If-Match"):
+            with _CONDITIONAL_WRITES:
+                return method(self)
+        return method(self)
+
+    write.__wrapped__ = method  # type: ignore[attr-defined]
+    return write
+
+
 def install_extensions() -> None:
-    """Patch moto's SageMaker backend with AWS-faithful create/update endpoint behaviour."""
+    """Patch moto with AWS-faithful endpoint create/update and atomic S3 conditional writes (idempotent)."""
+    for name in ("put_object", "delete_object"):
+        current = getattr(S3Response, name)
+        if not hasattr(current, "__wrapped__"):
+            setattr(S3Response, name, _serialised(current))
     SageMakerModelBackend.create_endpoint = _create_endpoint  # type: ignore[method-assign]
     SageMakerModelBackend.update_endpoint = _update_endpoint  # type: ignore[attr-defined]
     SageMakerResponse.update_endpoint = _update_endpoint_response  # type: ignore[attr-defined]

@@ -1,12 +1,15 @@
-"""The local control plane's SageMaker extensions behave like AWS for create/update endpoint."""
+"""The local control plane's extensions behave like AWS: create/update endpoint, atomic conditional writes."""
 
 from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support.constants import SAGEMAKER_ROLE_ARN
+from tests.support.constants import REGION, SAGEMAKER_ROLE_ARN
 
 
 @pytest.fixture()
@@ -55,3 +58,32 @@ def test_update_of_unknown_endpoint_or_config_is_a_validation_error(sagemaker) -
     sagemaker.create_endpoint(EndpointName="cp-ep2", EndpointConfigName="cp-c")
     with pytest.raises(ClientError, match="Could not find endpoint configuration"):
         sagemaker.update_endpoint(EndpointName="cp-ep2", EndpointConfigName="missing")
+
+
+def test_conditional_creates_are_atomic_even_when_a_write_is_slow(aws_env, bucket, monkeypatch) -> None:
+    """If-None-Match: * lets exactly one of many concurrent writers create a key (moto checks, then writes:
+    without the extension's serialisation a slow write lets several pass the check)."""
+    from moto.s3.models import S3Backend
+
+    original = S3Backend.put_object
+
+    def slow_put(self, *args, **kwargs):
+        time.sleep(0.05)  # widen the window between moto's check and its write
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(S3Backend, "put_object", slow_put)
+    s3 = boto3.client("s3", endpoint_url=aws_env, region_name=REGION)
+
+    def create(writer: int) -> bool:
+        try:
+            s3.put_object(Bucket=bucket, Key="lock", Body=str(writer).encode(), IfNoneMatch="*")
+            return True
+        except ClientError as error:
+            assert error.response["Error"]["Code"] == "PreconditionFailed"
+            return False
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        created = list(pool.map(create, range(8)))
+    assert created.count(True) == 1
+    winner = created.index(True)
+    assert s3.get_object(Bucket=bucket, Key="lock")["Body"].read() == str(winner).encode()
