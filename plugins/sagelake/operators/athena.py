@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.operators.athena import AthenaOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from sagelake.config.target import is_local
 from sagelake.lake.layout import split_s3_uri
 from sagelake.quality import checks as quality
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 
 def rows_from_athena_results(response: dict[str, Any]) -> tuple[list[str], list[tuple]]:
@@ -22,33 +25,64 @@ def rows_from_athena_results(response: dict[str, Any]) -> tuple[list[str], list[
     return rows[0], [tuple(row) for row in rows[1:]]
 
 
+def check_verdict(
+    check_file: Path, columns: list[str], rows: list[tuple]
+) -> tuple[quality.CheckResult, str | None]:
+    """The verdict of the check in ``check_file`` on its query's result, and why the task must fail, if so.
+
+    Only a violated ``error`` check fails the task; a violated ``warn`` check is reported (``passed`` false).
+    """
+    spec = quality.load_check(check_file)
+    result = quality.evaluate(spec, quality.value_from_result(columns, rows))
+    if result.passed or spec.severity != "error":
+        return result, None
+    return result, (
+        f"quality check {spec.name} failed: value={result.value} does not satisfy "
+        f"{result.expectation} ({spec.description})"
+    )
+
+
 class QualityCheckOperator(AthenaOperator):
     """Run one declarative check from ``include/sql/checks/`` and fail the task when it is violated.
 
-    ``query`` is the check's ``.sql`` file (a Jinja template rendered by Airflow); its header comments
-    declare the expectation and severity (see :mod:`sagelake.quality.checks`). The result is returned as XCom.
-    On the local target the rendered SQL runs on DuckDB through
-    :class:`sagelake.local.athena_engine.LocalAthenaEngine` and the result CSV is written to
-    ``output_location`` as Athena would.
+    Extends :class:`airflow.providers.amazon.aws.operators.athena.AthenaOperator`: ``query`` is set from
+    ``check_file`` (a Jinja template rendered by Airflow from the DAG's ``template_searchpath``); the other
+    arguments are the provider's. The check's verdict (:meth:`sagelake.quality.checks.CheckResult.as_dict`)
+    is returned as XCom instead of the query execution id.
+
+    On the ``aws`` target the provider runs the query on Athena (deferrable as usual) and the verdict is
+    computed from ``GetQueryResults``. On the ``local`` target the rendered SQL runs synchronously on DuckDB
+    (the local Athena engine, ``LocalAthenaEngine``) against the local Glue catalog, and the result CSV is
+    written to ``output_location`` as Athena would; ``deferrable``, ``workgroup`` and ``catalog`` have no
+    effect there.
+
+    :param check_file: the check's ``.sql`` file; its header comments declare the expectation and severity
+        (see :mod:`sagelake.quality.checks`) and its body becomes ``query``.
     """
 
     def __init__(self, *, check_file: Path, **kwargs: Any) -> None:
         self.check_file = Path(check_file)
         super().__init__(query=f"checks/{self.check_file.name}", **kwargs)
 
-    def execute(self, context: Any) -> dict[str, Any] | None:
+    def execute(self, context: Context) -> dict[str, Any]:
         if not is_local():
             query_execution_id = super().execute(context)
-            return self._evaluate(*rows_from_athena_results(self.hook.get_query_results(query_execution_id)))
+            return self._evaluate(*self._athena_results(query_execution_id))
         columns, rows = self._run_locally()
         return self._evaluate(columns, rows)
 
-    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         query_execution_id = super().execute_complete(context, event)
-        return self._evaluate(*rows_from_athena_results(self.hook.get_query_results(query_execution_id)))
+        return self._evaluate(*self._athena_results(query_execution_id))
+
+    def _athena_results(self, query_execution_id: str | None) -> tuple[list[str], list[tuple]]:
+        response = self.hook.get_query_results(query_execution_id) if query_execution_id else None
+        if response is None:  # the hook answers None for a query that did not succeed
+            raise AirflowException(f"no results for Athena query {query_execution_id}")
+        return rows_from_athena_results(response)
 
     def _run_locally(self) -> tuple[list[str], list[tuple]]:
-        from sagelake.local.athena_engine import LocalAthenaEngine
+        from sagelake.local.athena.engine import LocalAthenaEngine
         from sagelake.local.aws_session import access_from_hook
 
         access = access_from_hook(self.hook)
@@ -71,18 +105,14 @@ class QualityCheckOperator(AthenaOperator):
         return result.columns, result.rows
 
     def _evaluate(self, columns: list[str], rows: list[tuple]) -> dict[str, Any]:
-        spec = quality.load_check(self.check_file)
-        result = quality.evaluate(spec, quality.value_from_result(columns, rows))
+        result, failure = check_verdict(self.check_file, columns, rows)
         self.log.info(
             "check %s: value=%s expect %s → %s",
-            spec.name,
+            result.name,
             result.value,
-            spec.expectation,
+            result.expectation,
             "PASS" if result.passed else "FAIL",
         )
-        if not result.passed and spec.severity == "error":
-            raise AirflowFailException(
-                f"quality check {spec.name} failed: value={result.value} does not satisfy "
-                f"{result.expectation} ({spec.description})"
-            )
+        if failure:
+            raise AirflowFailException(failure)  # no retry: the data is wrong, not the run
         return result.as_dict()

@@ -14,7 +14,7 @@ from sagelake.operators.sagemaker import (
     ModelApprovalOperator,
     RegisterModelVersionOperator,
 )
-from tests.support.constants import REGION
+from tests.support.constants import REGION, SAGEMAKER_ROLE_ARN
 
 
 @pytest.fixture()
@@ -65,7 +65,7 @@ def deploy(bucket: str, name: str) -> dict:
         model_name=name,
         endpoint_config_name=name,
         endpoint_name=f"ep-{bucket}",
-        role="arn:aws:iam::123456789012:role/sagemaker",
+        role=SAGEMAKER_ROLE_ARN,
         image_uri="img",
         model_data_url=f"s3://{bucket}/{name}/model.tar.gz",
         instance_type="ml.m5.large",
