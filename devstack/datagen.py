@@ -151,59 +151,76 @@ def _malformed(rng: np.random.Generator, line: str) -> str:
     return line[: int(rng.integers(1, len(line) - 1))]
 
 
-def generate_day(dt: str, n_customers: int = 2000, seed: int = 0) -> DayFiles:
-    """Generate the raw customers CSV and events JSON lines of day ``dt`` with ``n_customers`` customers."""
-    check_dt(dt)
-    if n_customers < 10:
-        raise ValueError(f"n_customers={n_customers} is too small: generate at least 10 customers")
-    rng = np.random.default_rng(day_seed(dt, seed))
-    cust = _customers(rng, dt, n_customers)
-    n = n_customers
+CUSTOMER_DEFECT_RATES = {
+    "missing_customer_id": 0.002,
+    "missing_churned": 0.003,
+    "missing_age": 0.03,
+    "missing_monthly_fee": 0.03,
+    "duplicate_customers": 0.01,
+}
+# The CSV column that each missing-value defect blanks.
+MISSING_COLUMNS = {
+    "missing_customer_id": CUSTOMER_COLUMNS.index("customer_id"),
+    "missing_churned": CUSTOMER_COLUMNS.index("churned"),
+    "missing_age": CUSTOMER_COLUMNS.index("age"),
+    "missing_monthly_fee": CUSTOMER_COLUMNS.index("monthly_fee"),
+}
+DUPLICATE_EVENT_RATE, OUTLIER_EVENT_RATE, MALFORMED_LINE_RATE = 0.02, 0.005, 0.005
+GHOST_CUSTOMER_RATE = 0.005
 
-    # Customer-row defects on disjoint sets of rows.
+
+@dataclass(frozen=True)
+class EventDefects:
+    """Disjoint sets of event indices (all of known, valid customers): copied, made outliers, malformed."""
+
+    duplicates: np.ndarray
+    outliers: np.ndarray
+    malformed: frozenset[int]
+
+
+def _pick_customer_defects(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """Disjoint sets of customer indices, one per defect of ``CUSTOMER_DEFECT_RATES`` (in that order)."""
     perm = rng.permutation(n)
-    sizes = {
-        "missing_customer_id": _count(n, 0.002),
-        "missing_churned": _count(n, 0.003),
-        "missing_age": _count(n, 0.03),
-        "missing_monthly_fee": _count(n, 0.03),
-        "duplicate_customers": _count(n, 0.01),
-    }
     picked: dict[str, np.ndarray] = {}
     start = 0
-    for name, size in sizes.items():
+    for name, rate in CUSTOMER_DEFECT_RATES.items():
+        size = _count(n, rate)
         picked[name] = perm[start : start + size]
         start += size
-    quarantined = np.zeros(n, dtype=bool)
-    quarantined[picked["missing_customer_id"]] = True
-    quarantined[picked["missing_churned"]] = True
+    return picked
 
-    rows = [
-        [
-            cust["customer_id"][i],
-            cust["signup_date"][i],
-            cust["plan"][i],
-            f"{cust['monthly_fee'][i]:.2f}",
-            str(cust["age"][i]),
-            cust["region"][i],
-            str(cust["support_tickets"][i]),
-            str(cust["churned"][i]),
-        ]
-        for i in range(n)
-    ]
-    for col, name in (
-        (0, "missing_customer_id"),
-        (7, "missing_churned"),
-        (4, "missing_age"),
-        (3, "missing_monthly_fee"),
-    ):
-        for i in picked[name]:
+
+def _customer_rows(
+    rng: np.random.Generator, cust: dict[str, np.ndarray], picked: dict[str, np.ndarray]
+) -> list[list[str]]:
+    """The CSV rows: picked values blanked, picked duplicates copied exactly, all rows shuffled."""
+    columns = (
+        cust["customer_id"].tolist(),
+        cust["signup_date"].tolist(),
+        cust["plan"].tolist(),
+        [f"{fee:.2f}" for fee in cust["monthly_fee"].tolist()],
+        [str(age) for age in cust["age"].tolist()],
+        cust["region"].tolist(),
+        [str(tickets) for tickets in cust["support_tickets"].tolist()],
+        [str(churned) for churned in cust["churned"].tolist()],
+    )
+    rows = [list(row) for row in zip(*columns, strict=True)]
+    for name, col in MISSING_COLUMNS.items():
+        for i in picked[name].tolist():
             rows[i][col] = ""
-    rows.extend(list(rows[i]) for i in picked["duplicate_customers"])
-    rows = [rows[i] for i in rng.permutation(len(rows))]
+    rows.extend(list(rows[i]) for i in picked["duplicate_customers"].tolist())
+    return [rows[i] for i in rng.permutation(len(rows)).tolist()]
 
-    # Events of every customer in the CSV plus a few of customers who signed up after the export.
-    n_ghosts = _count(n, 0.005)
+
+def _day_events(
+    rng: np.random.Generator, dt: str, cust: dict[str, np.ndarray]
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Events of every customer in the CSV plus a few of customers who signed up after the export.
+
+    Returns the events and their possible owners: the CSV's customers, then the ghosts.
+    """
+    n = len(cust["customer_id"])
+    n_ghosts = _count(n, GHOST_CUSTOMER_RATE)
     owners = np.concatenate([cust["customer_id"], [f"C{i:06d}" for i in range(n + 1, n + 1 + n_ghosts)]])
     counts = {
         "login": np.concatenate([cust["logins"], rng.integers(1, 4, size=n_ghosts)]),
@@ -211,17 +228,41 @@ def generate_day(dt: str, n_customers: int = 2000, seed: int = 0) -> DayFiles:
         "purchase": np.concatenate([cust["purchases"], np.zeros(n_ghosts, dtype=np.int64)]),
         "support": np.concatenate([cust["support_tickets"], np.zeros(n_ghosts, dtype=np.int64)]),
     }
-    ev = _events(rng, dt, owners, counts)
-    m = len(ev["event_id"])
-    owner_index = {cid: i for i, cid in enumerate(owners)}
-    unknown = np.asarray([owner_index[c] >= n or quarantined[owner_index[c]] for c in ev["customer_id"]])
-    clean = np.flatnonzero(~unknown)
-    chosen = rng.permutation(clean)
-    n_dup, n_out, n_bad = _count(m, 0.02), _count(m, 0.005), _count(m, 0.005)
-    dup_idx = chosen[:n_dup]
-    out_idx = chosen[n_dup : n_dup + n_out]
-    bad_idx = set(chosen[n_dup + n_out : n_dup + n_out + n_bad].tolist())
-    for k, i in enumerate(out_idx):
+    return _events(rng, dt, owners, counts), owners
+
+
+def _unknown_events(
+    customer_ids: np.ndarray, owners: np.ndarray, n_customers: int, picked: dict[str, np.ndarray]
+) -> np.ndarray:
+    """Boolean mask of the events whose customer is a ghost or a quarantined (id- or label-less) CSV row."""
+    invalid = np.ones(len(owners), dtype=bool)
+    invalid[:n_customers] = False
+    invalid[picked["missing_customer_id"]] = True
+    invalid[picked["missing_churned"]] = True
+    owner_index = {cid: i for i, cid in enumerate(owners.tolist())}
+    index = np.fromiter(
+        (owner_index[c] for c in customer_ids.tolist()), dtype=np.int64, count=len(customer_ids)
+    )
+    return invalid[index]
+
+
+def _pick_event_defects(rng: np.random.Generator, unknown: np.ndarray) -> EventDefects:
+    """Pick disjoint duplicate, outlier and malformed events among those of known, valid customers."""
+    m = len(unknown)
+    chosen = rng.permutation(np.flatnonzero(~unknown))
+    n_dup, n_out, n_bad = (
+        _count(m, rate) for rate in (DUPLICATE_EVENT_RATE, OUTLIER_EVENT_RATE, MALFORMED_LINE_RATE)
+    )
+    return EventDefects(
+        duplicates=chosen[:n_dup],
+        outliers=chosen[n_dup : n_dup + n_out],
+        malformed=frozenset(chosen[n_dup + n_out : n_dup + n_out + n_bad].tolist()),
+    )
+
+
+def _inject_outliers(rng: np.random.Generator, ev: dict[str, np.ndarray], outliers: np.ndarray) -> None:
+    """Make each picked event an outlier, in place, cycling through the four kinds of out-of-range value."""
+    for k, i in enumerate(outliers):
         which = k % 4
         if which == 0:
             ev["amount"][i] = -round(float(rng.uniform(1, 500)), 2)
@@ -232,34 +273,78 @@ def generate_day(dt: str, n_customers: int = 2000, seed: int = 0) -> DayFiles:
         else:
             ev["duration_s"][i] = float(rng.integers(86_401, 10_000_000))
 
-    lines = []
-    for i in range(m):
-        line = json.dumps(
-            {
-                "event_id": str(ev["event_id"][i]),
-                "customer_id": str(ev["customer_id"][i]),
-                "ts": str(ev["ts"][i]),
-                "event_type": str(ev["event_type"][i]),
-                "amount": float(ev["amount"][i]),
-                "duration_s": float(ev["duration_s"][i]),
-            }
-        )
-        lines.append(_malformed(rng, line) if i in bad_idx else line)
-    copies = [lines[i] for i in dup_idx]
-    positions = rng.integers(0, m + 1, size=n_dup)
-    for pos, line in sorted(zip(positions.tolist(), copies, strict=True), reverse=True):
-        lines.insert(pos, line)
 
-    injected = dict(sizes)
-    injected["missing_values"] = sum(sizes[k] for k in sizes if k.startswith("missing_"))
-    injected["duplicate_events"] = n_dup
-    injected["outlier_events"] = n_out
-    injected["malformed_lines"] = n_bad
+def _event_lines(rng: np.random.Generator, ev: dict[str, np.ndarray], malformed: frozenset[int]) -> list[str]:
+    """One JSON line per event, in order; the ``malformed`` ones truncated or replaced by garbage."""
+    columns = (
+        ev["event_id"].tolist(),
+        ev["customer_id"].tolist(),
+        ev["ts"].tolist(),
+        ev["event_type"].tolist(),
+        ev["amount"].tolist(),
+        ev["duration_s"].tolist(),
+    )
+    lines = []
+    for i, values in enumerate(zip(*columns, strict=True)):
+        line = json.dumps(dict(zip(EVENT_KEYS, values, strict=True)))
+        lines.append(_malformed(rng, line) if i in malformed else line)
+    return lines
+
+
+def insert_copies(lines: list[str], copies: list[str], positions: list[int]) -> list[str]:
+    """``lines`` with each ``copies[k]`` inserted just before original line ``positions[k]`` (0..len(lines)).
+
+    Copies sharing a position come out in sorted order: the result equals inserting the ``(position, copy)``
+    pairs one by one with ``list.insert`` in descending order, built in linear time instead of quadratic.
+    """
+    out: list[str] = []
+    done = 0
+    for pos, copy in sorted(zip(positions, copies, strict=True)):
+        if pos > done:
+            out.extend(lines[done:pos])
+            done = pos
+        out.append(copy)
+    out.extend(lines[done:])
+    return out
+
+
+def _with_duplicates(rng: np.random.Generator, lines: list[str], duplicates: np.ndarray) -> list[str]:
+    """``lines`` plus an exact copy of each line in ``duplicates``, each at a random position."""
+    copies = [lines[i] for i in duplicates.tolist()]
+    positions = rng.integers(0, len(lines) + 1, size=len(copies))
+    return insert_copies(lines, copies, positions.tolist())
+
+
+def _injected(picked: dict[str, np.ndarray], defects: EventDefects, unknown: np.ndarray) -> dict[str, int]:
+    """The number of each defect injected into the day's files (see the module doc)."""
+    injected = {name: len(rows) for name, rows in picked.items()}
+    injected["missing_values"] = sum(size for name, size in injected.items() if name.startswith("missing_"))
+    injected["duplicate_events"] = len(defects.duplicates)
+    injected["outlier_events"] = len(defects.outliers)
+    injected["malformed_lines"] = len(defects.malformed)
     injected["unknown_customer_events"] = int(unknown.sum())
+    return injected
+
+
+def generate_day(dt: str, n_customers: int = 2000, seed: int = 0) -> DayFiles:
+    """Generate the raw customers CSV and events JSON lines of day ``dt`` with ``n_customers`` customers."""
+    check_dt(dt)
+    if n_customers < 10:
+        raise ValueError(f"n_customers={n_customers} is too small: generate at least 10 customers")
+    # The order of the steps below fixes the random stream: keep it, or the bytes of a day change.
+    rng = np.random.default_rng(day_seed(dt, seed))
+    cust = _customers(rng, dt, n_customers)
+    picked = _pick_customer_defects(rng, n_customers)
+    rows = _customer_rows(rng, cust, picked)
+    ev, owners = _day_events(rng, dt, cust)
+    unknown = _unknown_events(ev["customer_id"], owners, n_customers, picked)
+    defects = _pick_event_defects(rng, unknown)
+    _inject_outliers(rng, ev, defects.outliers)
+    lines = _with_duplicates(rng, _event_lines(rng, ev, defects.malformed), defects.duplicates)
     return DayFiles(
         customers_csv=_csv_bytes(rows),
         events_jsonl=("\n".join(lines) + "\n").encode(),
-        injected=injected,
+        injected=_injected(picked, defects, unknown),
     )
 
 

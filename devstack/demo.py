@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -58,6 +59,7 @@ def wait_for_asset_run(api: AirflowApi, after: str, timeout_s: float = 120) -> s
 
 
 def read_etl_metrics(s3: Any, lake: Lake, dt: str) -> dict[str, Any]:
+    """The metrics record the Glue ETL wrote for ``dt``."""
     bucket, prefix = split_s3_uri(lake.etl_metrics(dt))
     objects = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
     for obj in objects:
@@ -94,6 +96,7 @@ def format_summary(s: dict[str, Any]) -> str:
 
 
 def invoke(runtime: Any, endpoint: str, instance: dict[str, Any]) -> dict[str, Any]:
+    """One prediction from ``endpoint`` for ``instance``."""
     response = runtime.invoke_endpoint(
         EndpointName=endpoint,
         ContentType="application/json",
@@ -104,13 +107,27 @@ def invoke(runtime: Any, endpoint: str, instance: dict[str, Any]) -> dict[str, A
 
 
 def webhook_url(stack: local_stack.Stack) -> str:
+    """The stack's EventBridge webhook."""
     return f"{stack.airflow_url}/webhooks/eventbridge"
 
 
-def run_demo(dt: str, n_customers: int, timeout_s: float) -> int:
-    from devstack.datagen import generate_day, land_day
+@dataclass(frozen=True)
+class DemoClients:
+    """The running local stack and the clients the demo talks to it with."""
+
+    stack: local_stack.Stack
+    session: boto3.Session
+    s3: Any
+    sagemaker: Any
+    runtime: Any
+    api: AirflowApi
+    lake: Lake
+    endpoint_name: str
+
+
+def start_stack() -> DemoClients:
+    """Start the local stack and make AWS clients (control plane, endpoint server) and an Airflow client."""
     from sagelake.config.settings import default_params
-    from sagelake.ml.lifecycle import sample_instances
 
     stack = local_stack.Stack()
     print(f"starting the local stack in {stack.local_dir} …", flush=True)
@@ -121,65 +138,119 @@ def run_demo(dt: str, n_customers: int, timeout_s: float) -> int:
         aws_secret_access_key=local_stack.LOCAL_SECRET,
         region_name=local_stack.REGION,
     )
-    s3 = session.client("s3", endpoint_url=stack.control_plane_url)
-    sagemaker = session.client("sagemaker", endpoint_url=stack.control_plane_url)
-    runtime = session.client("sagemaker-runtime", endpoint_url=stack.endpoint_url)
-    lake = Lake(str(params["bucket"]))
+    return DemoClients(
+        stack=stack,
+        session=session,
+        s3=session.client("s3", endpoint_url=stack.control_plane_url),
+        sagemaker=session.client("sagemaker", endpoint_url=stack.control_plane_url),
+        runtime=session.client("sagemaker-runtime", endpoint_url=stack.endpoint_url),
+        api=AirflowApi(stack.airflow_url, local_stack.LOCAL_USER, local_stack.LOCAL_PASSWORD),
+        lake=Lake(str(params["bucket"])),
+        endpoint_name=str(params["endpoint_name"]),
+    )
 
-    files = generate_day(dt, n_customers=n_customers)
-    uris = land_day(s3, lake, dt, files)
+
+def land_demo_day(clients: DemoClients, dt: str, n_customers: int) -> list[str]:
+    """Generate day ``dt`` and land it in the raw zone; return the landed ``s3://`` URIs."""
+    from devstack.datagen import generate_day, land_day
+
+    uris = land_day(clients.s3, clients.lake, dt, generate_day(dt, n_customers=n_customers))
     for uri in uris:
         print(f"landed {uri}")
+    return uris
 
-    api = AirflowApi(stack.airflow_url, local_stack.LOCAL_USER, local_stack.LOCAL_PASSWORD)
+
+def enable_dags(api: AirflowApi) -> None:
+    """Wait until Airflow has parsed the demo's DAGs, then unpause them."""
     for dag_id in (PREPARE, TRAIN, SQS_EVENTS):  # the SQS way in is live too (see docs/events.md)
         api.wait_for_dag(dag_id)
         api.unpause(dag_id)
-    now = datetime.now(UTC)
-    # What EventBridge would send for the last object landed: a real-format S3 "Object Created" event
-    bucket, key = split_s3_uri(uris[-1])
-    head = s3.head_object(Bucket=bucket, Key=key)
-    account = session.client("sts", endpoint_url=stack.control_plane_url).get_caller_identity()["Account"]
+
+
+def start_run_through_webhook(clients: DemoClients, landed_uri: str, now: datetime) -> str:
+    """POST what EventBridge would send for ``landed_uri`` to the webhook; return the prepare run's id."""
+    stack = clients.stack
+    # A real-format S3 "Object Created" event for the object landed
+    bucket, key = split_s3_uri(landed_uri)
+    head = clients.s3.head_object(Bucket=bucket, Key=key)
+    sts = clients.session.client("sts", endpoint_url=stack.control_plane_url)
     event = object_created_event(
-        bucket, key, head["ContentLength"], head["ETag"], region=local_stack.REGION, account=account, time=now
+        bucket,
+        key,
+        head["ContentLength"],
+        head["ETag"],
+        region=local_stack.REGION,
+        account=sts.get_caller_identity()["Account"],
+        time=now,
     )
     status, answer = deliver(webhook_url(stack), event, local_stack.webhook_key(stack))
     if status not in (200, 202):
         raise local_stack.StackError(f"the webhook answered HTTP {status}: {answer.get('error')}")
     run_id = answer["dag_run_id"]
     print(f"POSTed S3 Object Created for {key} to {webhook_url(stack)} → {PREPARE} run {run_id}", flush=True)
-    if follow(api, PREPARE, run_id, timeout_s) != "success":
-        print(f"error: {PREPARE} failed; see the Airflow UI at {stack.airflow_url}", file=sys.stderr)
-        return 1
-    train_run = wait_for_asset_run(api, after=now.isoformat())
+    return run_id
+
+
+def follow_pipeline(
+    api: AirflowApi, airflow_url: str, prepare_run: str, after: str, timeout_s: float
+) -> str | None:
+    """Follow the prepare run, then the training run its asset event starts; that run's id, or None.
+
+    None (with the reason on stderr) when either run fails.
+    """
+    if follow(api, PREPARE, prepare_run, timeout_s) != "success":
+        print(f"error: {PREPARE} failed; see the Airflow UI at {airflow_url}", file=sys.stderr)
+        return None
+    train_run = wait_for_asset_run(api, after=after)
     print(f"{TRAIN} run {train_run} started by the curated asset event", flush=True)
     if follow(api, TRAIN, train_run, timeout_s) != "success":
-        print(f"error: {TRAIN} failed; see the Airflow UI at {stack.airflow_url}", file=sys.stderr)
-        return 1
+        print(f"error: {TRAIN} failed; see the Airflow UI at {airflow_url}", file=sys.stderr)
+        return None
+    return train_run
 
+
+def build_summary(clients: DemoClients, dt: str, prepare_run: str, train_run: str) -> dict[str, Any]:
+    """The end-of-demo summary, read back from the runs, the lake, the control plane and the endpoint."""
+    from sagelake.ml.lifecycle import sample_instances
+
+    api, s3, sagemaker = clients.api, clients.s3, clients.sagemaker
     checks = [
-        api.xcom(PREPARE, run_id, ti["task_id"])
-        for ti in api.task_instances(PREPARE, run_id)
+        api.xcom(PREPARE, prepare_run, ti["task_id"])
+        for ti in api.task_instances(PREPARE, prepare_run)
         if ti["task_id"].startswith("check_")
     ]
     evaluation = {key: api.xcom(TRAIN, train_run, "evaluate", key) for key in ("training_job", "metrics")}
     approval = api.xcom(TRAIN, train_run, "approve")
     package = sagemaker.describe_model_package(ModelPackageName=approval["model_package_arn"])
-    endpoint = sagemaker.describe_endpoint(EndpointName=str(params["endpoint_name"]))
-    instance = sample_instances(s3, lake, dt, n=1)[0]
-    summary = {
+    endpoint = sagemaker.describe_endpoint(EndpointName=clients.endpoint_name)
+    instance = sample_instances(s3, clients.lake, dt, n=1)[0]
+    return {
         "dt": dt,
-        "etl": read_etl_metrics(s3, lake, dt),
+        "etl": read_etl_metrics(s3, clients.lake, dt),
         "checks": sorted(checks, key=lambda c: c["name"]),
         "model": evaluation,
         "package": {"arn": package["ModelPackageArn"], "status": package["ModelApprovalStatus"]},
         "endpoint": {"name": endpoint["EndpointName"], "status": endpoint["EndpointStatus"]},
-        "prediction": {"input": instance, "output": invoke(runtime, endpoint["EndpointName"], instance)},
+        "prediction": {
+            "input": instance,
+            "output": invoke(clients.runtime, endpoint["EndpointName"], instance),
+        },
     }
-    print(format_summary(summary))
-    print(
-        f"\nAirflow UI: {stack.airflow_url}  (login {local_stack.LOCAL_USER} / {local_stack.LOCAL_PASSWORD})"
-    )
+
+
+def run_demo(dt: str, n_customers: int, timeout_s: float) -> int:
+    """Run the whole demo for partition ``dt``; print the summary. 0 when every stage happened, else 1."""
+    clients = start_stack()
+    uris = land_demo_day(clients, dt, n_customers)
+    enable_dags(clients.api)
+    now = datetime.now(UTC)
+    prepare_run = start_run_through_webhook(clients, uris[-1], now)
+    airflow_url = clients.stack.airflow_url
+    train_run = follow_pipeline(clients.api, airflow_url, prepare_run, now.isoformat(), timeout_s)
+    if train_run is None:
+        return 1
+    print(format_summary(build_summary(clients, dt, prepare_run, train_run)))
+    print(f"\nAirflow UI: {airflow_url}  (login {local_stack.LOCAL_USER} / {local_stack.LOCAL_PASSWORD})")
     print("The stack keeps running; `make down` stops it.")
     return 0
 

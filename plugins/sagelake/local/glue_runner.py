@@ -194,16 +194,21 @@ def _replace_prefix(s3_client: Any, bucket: str, prefix: str, local_dir: Path) -
     return uploaded
 
 
-def run_glue_script(
-    script: Path,
-    arguments: dict[str, str],
-    s3_client: Any,
-    work_dir: Path,
-    *,
-    timeout_s: float | None = None,
-) -> GlueRunResult:
-    """Run Glue job ``script`` on local Spark; stage S3 inputs, replace S3 outputs (see the module doc)."""
-    started = time.monotonic()
+@dataclass(frozen=True)
+class _GluePlan:
+    """A validated local Glue run: what to stage, what to publish, nothing touched yet."""
+
+    script: Path
+    work_dir: Path  # absolute
+    spark_tmp: Path  # Spark's scratch space (spark.local.dir), inside work_dir
+    env: dict[str, str]
+    argv: dict[str, str]  # the script's arguments as given, plus --JOB_NAME
+    inputs: dict[str, tuple[str, str, list[str]]]  # --input_* name -> (bucket, prefix, keys)
+    outputs: dict[str, tuple[str, str]]  # --output_* name -> (bucket, prefix)
+
+
+def _plan_run(script: Path, arguments: dict[str, str], s3_client: Any, work_dir: Path) -> _GluePlan:
+    """Validate the call and list every input; fail (e.g. :class:`MissingInputError`) before any write."""
     script = Path(script)
     if not script.is_file():
         raise FileNotFoundError(f"Glue script {script} not found: pass the path of a file in include/glue/")
@@ -214,8 +219,6 @@ def run_glue_script(
     spark_tmp = work_dir / "spark-local"
     env = spark_env(spark_tmp)  # fails fast (JavaNotFoundError) before anything is staged
     argv: dict[str, str] = {"--JOB_NAME": script.stem, **{k: str(v) for k, v in arguments.items()}}
-
-    # Plan everything (and fail on a missing input) before touching the disk or S3.
     inputs: dict[str, tuple[str, str, list[str]]] = {}
     outputs: dict[str, tuple[str, str]] = {}
     for name, value in argv.items():
@@ -231,45 +234,84 @@ def run_glue_script(
             inputs[name] = (bucket, prefix, keys)
         elif name.startswith("--output_"):
             outputs[name] = _prefix(value, name)
+    return _GluePlan(script, work_dir, spark_tmp, env, argv, inputs, outputs)
 
+
+def _stage_inputs(plan: _GluePlan, s3_client: Any) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Download each input into a fresh local dir; return (argument -> local dir, input -> staged URIs)."""
+    local_dirs: dict[str, str] = {}
     staged: dict[str, list[str]] = {}
-    for name, (bucket, prefix, keys) in inputs.items():
-        local = _fresh_dir(work_dir / "inputs" / name[2:])
+    for name, (bucket, prefix, keys) in plan.inputs.items():
+        local = _fresh_dir(plan.work_dir / "inputs" / name[2:])
         for key in keys:
             target = local / key[len(prefix) :]
             target.parent.mkdir(parents=True, exist_ok=True)
             s3_client.download_file(bucket, key, str(target))
-        argv[name] = str(local)
+        local_dirs[name] = str(local)
         staged[name[2:]] = [f"s3://{bucket}/{key}" for key in keys]
-    for name in outputs:
-        argv[name] = str(_fresh_dir(work_dir / "outputs" / name[2:]))
+    return local_dirs, staged
 
-    cmd = [sys.executable, str(script.resolve())]
+
+def _prepare_outputs(plan: _GluePlan) -> dict[str, Path]:
+    """An empty local directory per output (argument -> directory)."""
+    return {name: _fresh_dir(plan.work_dir / "outputs" / name[2:]) for name in plan.outputs}
+
+
+def _run_script(plan: _GluePlan, argv: dict[str, str], timeout_s: float | None) -> tuple[int, str]:
+    """Run the script with the local ``argv`` in the work dir; return (exit code, last log lines)."""
+    cmd = [sys.executable, str(plan.script.resolve())]
     for name, value in argv.items():
         cmd += [name, value]
-    spark_tmp.mkdir(parents=True, exist_ok=True)
-    log.info("Running Glue script %s locally: %s", script, shlex.join(cmd[1:]))
-    returncode, tail = _run(cmd, env, work_dir, timeout_s)
+    plan.spark_tmp.mkdir(parents=True, exist_ok=True)
+    log.info("Running Glue script %s locally: %s", plan.script, shlex.join(cmd[1:]))
+    return _run(cmd, plan.env, plan.work_dir, timeout_s)
+
+
+def _check_outputs(plan: _GluePlan, returncode: int, tail: str, output_dirs: dict[str, Path]) -> None:
+    """Raise :class:`GlueJobFailedError` unless the script exited 0 and wrote files into every output."""
+    script = plan.script.name
     if returncode != 0:
         raise GlueJobFailedError(
-            f"Glue script {script.name} failed with exit code {returncode}; nothing was written to S3. "
+            f"Glue script {script} failed with exit code {returncode}; nothing was written to S3. "
             f"Last log lines:\n{tail}",
             returncode,
             tail,
         )
-    empty = [name for name in outputs if not any(p.is_file() for p in Path(argv[name]).rglob("*"))]
+    empty = [name for name, local in output_dirs.items() if not any(p.is_file() for p in local.rglob("*"))]
     if empty:
         raise GlueJobFailedError(
-            f"Glue script {script.name} wrote nothing for {', '.join(empty)}; nothing was written to S3: "
+            f"Glue script {script} wrote nothing for {', '.join(empty)}; nothing was written to S3: "
             "make the script write every --output_* directory",
             returncode,
             tail,
         )
 
-    uploaded = {
-        name[2:]: _replace_prefix(s3_client, bucket, prefix, Path(argv[name]))
-        for name, (bucket, prefix) in outputs.items()
+
+def _publish_outputs(plan: _GluePlan, s3_client: Any, output_dirs: dict[str, Path]) -> dict[str, list[str]]:
+    """Replace each output's S3 prefix with its local directory; return the uploaded URIs per output."""
+    return {
+        name[2:]: _replace_prefix(s3_client, bucket, prefix, output_dirs[name])
+        for name, (bucket, prefix) in plan.outputs.items()
     }
+
+
+def run_glue_script(
+    script: Path,
+    arguments: dict[str, str],
+    s3_client: Any,
+    work_dir: Path,
+    *,
+    timeout_s: float | None = None,
+) -> GlueRunResult:
+    """Run Glue job ``script`` on local Spark; stage S3 inputs, replace S3 outputs (see the module doc)."""
+    started = time.monotonic()
+    plan = _plan_run(script, arguments, s3_client, work_dir)
+    input_dirs, staged = _stage_inputs(plan, s3_client)
+    output_dirs = _prepare_outputs(plan)
+    local_argv = {**plan.argv, **input_dirs, **{name: str(path) for name, path in output_dirs.items()}}
+    returncode, tail = _run_script(plan, local_argv, timeout_s)
+    _check_outputs(plan, returncode, tail, output_dirs)
+    uploaded = _publish_outputs(plan, s3_client, output_dirs)
     duration = time.monotonic() - started
-    log.info("Glue script %s finished in %.1fs", script.name, duration)
+    log.info("Glue script %s finished in %.1fs", plan.script.name, duration)
     return GlueRunResult(outputs=uploaded, inputs=staged, duration_s=duration, log_tail=tail)

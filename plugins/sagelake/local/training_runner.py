@@ -255,8 +255,23 @@ def _upload(s3_client, uri: str, data: bytes) -> str:
     return uri
 
 
-def run_training_job(request: dict, s3_client, work_dir: Path) -> TrainingRunResult:
-    """Run one CreateTrainingJob request locally; upload model.tar.gz and output.tar.gz on success."""
+@dataclass(frozen=True)
+class _TrainingPlan:
+    """A validated CreateTrainingJob request and the fields a local run needs from it."""
+
+    request: dict  # with InputDataConfig normalised to a list
+    job: str
+    output_path: str  # S3OutputPath without its trailing '/'
+    hyperparameters: dict[str, Any]
+    framework: dict[str, Any]
+    program_name: str
+    submit_dir: str
+    timeout: float | None
+    metric_definitions: list[dict] | None
+
+
+def _plan_job(request: dict) -> _TrainingPlan:
+    """Check that ``request`` runs locally (script mode, S3 output) and pick out what the run needs."""
     job = _required(request, "TrainingJobName")
     output_path = _required(request, "OutputDataConfig", "S3OutputPath").rstrip("/")
     split_s3_uri(output_path + "/")
@@ -268,65 +283,109 @@ def run_training_job(request: dict, s3_client, work_dir: Path) -> TrainingRunRes
             f"training job {job}: HyperParameters need sagemaker_program and sagemaker_submit_directory "
             "(script mode) to run locally"
         )
-    timeout = (request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
-    definitions = (request.get("AlgorithmSpecification") or {}).get("MetricDefinitions")
+    return _TrainingPlan(
+        request={**request, "InputDataConfig": request.get("InputDataConfig") or []},
+        job=job,
+        output_path=output_path,
+        hyperparameters=hps,
+        framework=framework,
+        program_name=str(program_name),
+        submit_dir=str(submit_dir),
+        timeout=(request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds"),
+        metric_definitions=(request.get("AlgorithmSpecification") or {}).get("MetricDefinitions"),
+    )
 
-    work = Path(work_dir)
+
+def _stage_channels(plan: _TrainingPlan, s3_client, work: Path) -> dict[str, Path]:
+    """Clear what an earlier run left in ``work``, then download every channel; return channel -> dir."""
     for stale in ("input", "code", "model", "output"):  # a reused work dir must not leak old artefacts
         shutil.rmtree(work / stale, ignore_errors=True)
     channels: dict[str, Path] = {}
-    for channel in request.get("InputDataConfig") or []:
+    for channel in plan.request["InputDataConfig"]:
         name = _required(channel, "ChannelName")
         channels[name] = work / "input" / "data" / name
         count = download_channel(s3_client, channel, channels[name])
-        log.info("training job %s: channel %s: %d file(s) downloaded", job, name, count)
-    request = {**request, "InputDataConfig": request.get("InputDataConfig") or []}
+        log.info("training job %s: channel %s: %d file(s) downloaded", plan.job, name, count)
+    return channels
 
+
+def _stage_code(plan: _TrainingPlan, s3_client, work: Path) -> Path:
+    """Extract the submit directory into ``work/code``; return the entry point, which must be inside it."""
     code_dir = work / "code"
-    extract_tar(_fetch_source(s3_client, str(submit_dir)), code_dir)
-    program = (code_dir / str(program_name)).resolve()
+    extract_tar(_fetch_source(s3_client, plan.submit_dir), code_dir)
+    program = (code_dir / plan.program_name).resolve()
     if not program.is_file() or code_dir.resolve() not in program.parents:
         raise TrainingRequestError(
-            f"training job {job}: sagemaker_program {program_name!r} is not in {submit_dir}"
+            f"training job {plan.job}: sagemaker_program {plan.program_name!r} is not in {plan.submit_dir}"
         )
     if (code_dir / "requirements.txt").exists():
         log.warning(
-            "training job %s: requirements.txt is not installed locally; the venv must provide it", job
+            "training job %s: requirements.txt is not installed locally; the venv must provide it", plan.job
         )
+    return program
+
+
+def _run_entry_point(
+    plan: _TrainingPlan, work: Path, channels: dict[str, Path], program: Path
+) -> subprocess.CompletedProcess[str]:
+    """Run the entry point in ``work/code`` with the ``SM_*`` contract; keep and log its output."""
     for directory in ("model", "output/data"):
         (work / directory).mkdir(parents=True, exist_ok=True)
-
-    env = _environment(request, work, channels, hps, framework)
-    cmd = command_line(program, hps)
-    log.info("training job %s: running %s", job, " ".join(cmd[1:]))
+    env = _environment(plan.request, work, channels, plan.hyperparameters, plan.framework)
+    cmd = command_line(program, plan.hyperparameters)
+    log.info("training job %s: running %s", plan.job, " ".join(cmd[1:]))
     try:
-        proc = subprocess.run(cmd, cwd=code_dir, env=env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            cmd, cwd=work / "code", env=env, capture_output=True, text=True, timeout=plan.timeout
+        )
     except subprocess.TimeoutExpired as exc:
         stderr = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
         raise TrainingJobFailedError(
-            f"training job {job} exceeded StoppingCondition.MaxRuntimeInSeconds={timeout}: {_tail(stderr, 5)}"
+            f"training job {plan.job} exceeded StoppingCondition.MaxRuntimeInSeconds={plan.timeout}: "
+            f"{_tail(stderr, 5)}"
         ) from None
     (work / "output" / "stdout.log").write_text(proc.stdout)
     (work / "output" / "stderr.log").write_text(proc.stderr)
     for stream, text in (("stdout", proc.stdout), ("stderr", proc.stderr)):
         for line in text.splitlines()[-LOG_TAIL_LINES:]:
-            log.info("[%s %s] %s", job, stream, line)
-    if proc.returncode != 0:
-        failure = work / "output" / "failure"
-        reason = failure.read_text().strip() if failure.exists() else ""
-        detail = _tail(proc.stderr, 10) or "no output on stderr"
-        if reason and reason not in detail:
-            detail = f"{reason}\n{detail}"
-        raise TrainingJobFailedError(f"training job {job} failed (exit {proc.returncode}): {detail}")
+            log.info("[%s %s] %s", plan.job, stream, line)
+    return proc
 
-    prefix = f"{output_path}/{job}/output"
+
+def _failure_detail(work: Path, stderr: str) -> str:
+    """Why the script failed: its ``output/failure`` file (SageMaker's convention), then its stderr tail."""
+    failure = work / "output" / "failure"
+    reason = failure.read_text().strip() if failure.exists() else ""
+    detail = _tail(stderr, 10) or "no output on stderr"
+    if reason and reason not in detail:
+        detail = f"{reason}\n{detail}"
+    return detail
+
+
+def _upload_artefacts(plan: _TrainingPlan, s3_client, work: Path) -> tuple[str, str]:
+    """Upload the model dir and the output data dir as tarballs; return (model.tar.gz, output.tar.gz) URIs."""
+    prefix = f"{plan.output_path}/{plan.job}/output"
     model_uri = _upload(s3_client, f"{prefix}/model.tar.gz", package_source_dir(work / "model"))
     output_uri = _upload(s3_client, f"{prefix}/output.tar.gz", package_source_dir(work / "output" / "data"))
-    log.info("training job %s: model artefacts at %s", job, model_uri)
+    log.info("training job %s: model artefacts at %s", plan.job, model_uri)
+    return model_uri, output_uri
+
+
+def run_training_job(request: dict, s3_client, work_dir: Path) -> TrainingRunResult:
+    """Run one CreateTrainingJob request locally; upload model.tar.gz and output.tar.gz on success."""
+    plan = _plan_job(request)
+    work = Path(work_dir)
+    channels = _stage_channels(plan, s3_client, work)
+    program = _stage_code(plan, s3_client, work)
+    proc = _run_entry_point(plan, work, channels, program)
+    if proc.returncode != 0:
+        detail = _failure_detail(work, proc.stderr)
+        raise TrainingJobFailedError(f"training job {plan.job} failed (exit {proc.returncode}): {detail}")
+    model_uri, output_uri = _upload_artefacts(plan, s3_client, work)
     return TrainingRunResult(
-        job_name=job,
+        job_name=plan.job,
         model_artifacts=model_uri,
         output_data=output_uri,
-        metrics=parse_metrics(proc.stdout.splitlines(), definitions),
+        metrics=parse_metrics(proc.stdout.splitlines(), plan.metric_definitions),
         log_tail=_tail(proc.stdout + "\n" + proc.stderr),
     )

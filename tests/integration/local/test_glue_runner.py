@@ -125,6 +125,7 @@ def test_missing_input_raises_and_changes_nothing(s3, seeded, tmp_path):
     assert "\n" not in message and f"s3://{bucket}/in/dt=2099-01-01/" in message and "land" in message
     assert snapshot(s3, bucket) == before
     assert not (tmp_path / "plain-local-output").exists()
+    assert not (tmp_path / "work").exists()  # planning fails before anything is staged
 
 
 def test_failing_script_raises_with_its_stderr_and_uploads_nothing(s3, seeded, tmp_path):

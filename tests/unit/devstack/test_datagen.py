@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import random
 from collections import Counter
 
 import pytest
 
-from devstack.datagen import CUSTOMER_COLUMNS, EVENT_KEYS, generate_day
+from devstack.datagen import CUSTOMER_COLUMNS, EVENT_KEYS, generate_day, insert_copies
 
 DT = "2024-03-01"
 
@@ -160,6 +161,26 @@ def test_gradient_boosting_learns_churn_from_the_raw_files(day):
     model = HistGradientBoostingClassifier(max_iter=60, learning_rate=0.08, random_state=0)
     model.fit(x_train, y_train)
     assert roc_auc_score(y_test, model.predict_proba(x_test)[:, 1]) > 0.75
+
+
+def insert_one_by_one(lines: list[str], copies: list[str], positions: list[int]) -> list[str]:
+    """The reference: ``list.insert`` of each (position, copy) pair, highest position first."""
+    out = list(lines)
+    for pos, line in sorted(zip(positions, copies, strict=True), reverse=True):
+        out.insert(pos, line)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_duplicate_insertion_matches_inserting_one_by_one(seed):
+    rnd = random.Random(seed)
+    lines = [f"line-{i}" for i in range(rnd.randint(0, 30))]
+    copies = [rnd.choice(lines) if lines else "only" for _ in range(rnd.randint(0, 12))]
+    # Few distinct positions so that several copies share one, including both ends.
+    positions = [rnd.choice([0, len(lines), rnd.randint(0, len(lines))]) for _ in copies]
+    expected = insert_one_by_one(lines, copies, positions)
+    assert insert_copies(lines, copies, positions) == expected
+    assert len(expected) == len(lines) + len(copies)
 
 
 def test_bad_arguments_are_rejected():

@@ -1,4 +1,4 @@
-"""The local stack launcher: occupied ports, PID bookkeeping, stopping by recorded PID."""
+"""``make demo``: argument checks, the summary report and following the pipeline's two runs."""
 
 from __future__ import annotations
 
@@ -63,3 +63,45 @@ def test_demo_summary_names_every_stage() -> None:
         '"churn_probability": 0.25',
     ):
         assert expected in text, expected
+
+
+class FakeApi:
+    """Airflow runs that end at once in the given states; the training run is asset-triggered."""
+
+    def __init__(self, prepare_state: str, train_state: str = "success") -> None:
+        self.states = {"churn_prepare": prepare_state, "churn_train_deploy": train_state}
+        self.followed: list[str] = []
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        return [{"task_id": "only", "state": self.states[dag_id]}]
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict:
+        self.followed.append(run_id)
+        return {"state": self.states[dag_id]}
+
+    def dag_runs(self, dag_id: str, **query) -> list[dict]:
+        return [
+            {"dag_run_id": "scheduled", "run_type": "scheduled", "run_after": "2026-11-27T00:00:00"},
+            {"dag_run_id": "train-1", "run_type": "asset_triggered", "run_after": "2026-11-26T10:00:01"},
+        ]
+
+
+def test_follow_pipeline_returns_the_asset_triggered_training_run(capsys) -> None:
+    from devstack.demo import follow_pipeline
+
+    api = FakeApi("success")
+    assert follow_pipeline(api, "http://airflow", "prep-1", "2026-11-26T10:00:00", 5) == "train-1"
+    assert api.followed == ["prep-1", "train-1"]
+    assert "churn_train_deploy run train-1 started" in capsys.readouterr().out
+
+
+def test_follow_pipeline_stops_at_the_first_failed_run(capsys) -> None:
+    from devstack.demo import follow_pipeline
+
+    api = FakeApi("failed")
+    assert follow_pipeline(api, "http://airflow", "prep-1", "2026-11-26T10:00:00", 5) is None
+    assert api.followed == ["prep-1"]
+    assert "churn_prepare failed; see the Airflow UI at http://airflow" in capsys.readouterr().err
+    api = FakeApi("success", train_state="failed")
+    assert follow_pipeline(api, "http://airflow", "prep-1", "2026-11-26T10:00:00", 5) is None
+    assert "churn_train_deploy failed" in capsys.readouterr().err
