@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Iterator
 
 import boto3
-import duckdb
 import jinja2
 import numpy as np
 import pandas as pd
@@ -18,15 +17,11 @@ import pytest
 
 from sagelake.lake import catalog
 from sagelake.lake.layout import Lake, split_s3_uri
-from sagelake.local.athena_engine import (
+from sagelake.local.athena.engine import LocalAthenaEngine
+from sagelake.local.athena.errors import (
     AthenaEngineError,
-    AthenaSyntaxError,
     AthenaTableNotFoundError,
-    LocalAthenaEngine,
-    QueryResult,
     UnsupportedAthenaFeatureError,
-    duckdb_type,
-    hive_type,
 )
 from sagelake.quality import checks as quality
 from tests.support.constants import CHECKS_DIR, REGION
@@ -63,8 +58,24 @@ def features(n: int, seed: int, churn_p: float = 0.2, zero_event_p: float = 0.05
 def put_parquet(s3, uri: str, frame: pd.DataFrame, schema: pa.Schema | None = FEATURES_SCHEMA) -> None:
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), buf)
+    put_bytes(s3, uri, buf.getvalue())
+
+
+def put_bytes(s3, uri: str, body: bytes) -> None:
     bucket, key = split_s3_uri(uri)
-    s3.put_object(Bucket=bucket, Key=key, Body=buf.getvalue())
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
+
+
+def register_at(glue, database: str, table: str, day: str, location: str) -> None:
+    """Create or move partition ``dt=day`` of ``database.table`` to ``location`` (any S3 prefix)."""
+    storage = glue.get_table(DatabaseName=database, Name=table)["Table"]["StorageDescriptor"]
+    partition = {"Values": [day], "StorageDescriptor": {**storage, "Location": location}}
+    try:
+        glue.create_partition(DatabaseName=database, TableName=table, PartitionInput=partition)
+    except glue.exceptions.AlreadyExistsException:
+        glue.update_partition(
+            DatabaseName=database, TableName=table, PartitionValueList=[day], PartitionInput=partition
+        )
 
 
 @pytest.fixture()
@@ -94,10 +105,11 @@ def engine(glue, aws_env: str) -> Iterator[LocalAthenaEngine]:
 
 
 @pytest.fixture()
-def two_days(s3, lake: Lake) -> dict[str, pd.DataFrame]:
+def two_days(s3, glue, database: str, lake: Lake) -> dict[str, pd.DataFrame]:
     frames = {DAY1: features(40, seed=1), DAY2: features(25, seed=2)}
     for day, frame in frames.items():
         put_parquet(s3, lake.curated_features(day) + "part-00000.parquet", frame)
+        catalog.register_partition(glue, database, "churn_features", day)
     return frames
 
 
@@ -125,18 +137,118 @@ def test_partition_filter_returns_only_that_partition(engine, database, two_days
     assert both.rows == [(day, len(frame)) for day, frame in sorted(two_days.items())]
 
 
-def test_partition_filter_prunes_other_partitions_files(s3, engine, database, lake, two_days) -> None:
-    corrupt = lake.curated_features("2026-11-28") + "part-00000.parquet"
-    bucket, key = split_s3_uri(corrupt)
-    s3.put_object(Bucket=bucket, Key=key, Body=b"this is not parquet")
+def test_partition_filter_prunes_other_partitions_files(s3, glue, engine, database, lake, two_days) -> None:
+    # a registered partition whose only file is unreadable: reading it fails, so a query that succeeds
+    # never opened it
+    put_bytes(s3, lake.curated_features("2026-11-28") + "part-00000.parquet", b"this is not parquet")
+    catalog.register_partition(glue, database, "churn_features", "2026-11-28")
     pruned = engine.execute(f"SELECT count(*) AS n FROM churn_features WHERE dt = '{DAY2}'", database)
     assert pruned.rows == [(len(two_days[DAY2]),)]
-    with pytest.raises(AthenaEngineError, match=r"churn_features"):
+    both = len(two_days[DAY1]) + len(two_days[DAY2])
+    for where in [f"dt IN ('{DAY1}', '{DAY2}')", f"dt BETWEEN '{DAY1}' AND '{DAY2}'", "dt < '2026-11-28'"]:
+        assert engine.execute(f"SELECT count(*) FROM churn_features WHERE {where}", database).rows == [
+            (both,)
+        ], where
+    joined = engine.execute(
+        f"""
+        SELECT count(*) FROM churn_features a JOIN churn_features b ON a.customer_id = b.customer_id
+        WHERE a.dt = '{DAY1}' AND b.dt = '{DAY1}'
+        """,
+        database,
+    )
+    assert joined.rows == [(len(two_days[DAY1]),)]
+    with pytest.raises(AthenaEngineError, match=r"churn_features at s3://.*/dt=2026-11-28/"):
         engine.execute("SELECT count(*) FROM churn_features", database)
+    with pytest.raises(AthenaEngineError, match=r"churn_features"):  # one reference is not filtered
+        engine.execute(
+            f"SELECT count(*) FROM churn_features WHERE dt = '{DAY1}' "
+            "UNION ALL SELECT count(*) FROM churn_features",
+            database,
+        )
+
+
+def test_unregistered_folders_under_the_table_are_not_read(s3, glue, engine, database, lake) -> None:
+    registered, unregistered = features(20, seed=11), features(9, seed=12)
+    put_parquet(s3, lake.curated_features(DAY1) + "part-00000.parquet", registered)
+    put_parquet(s3, lake.curated_features(DAY2) + "part-00000.parquet", unregistered)
+    put_parquet(s3, catalog.table_root(lake.curated_features(DAY1)) + "stray.parquet", unregistered)
+    catalog.register_partition(glue, database, "churn_features", DAY1)
+    result = engine.execute("SELECT dt, count(*) AS n FROM churn_features GROUP BY dt", database)
+    assert result.rows == [(DAY1, len(registered))]
+    assert engine.execute(f"SELECT count(*) FROM churn_features WHERE dt = '{DAY2}'", database).rows == [(0,)]
+
+
+def test_versioned_partition_reads_only_its_version(s3, glue, engine, database, lake) -> None:
+    day = lake.curated_features(DAY1)
+    v1, v2 = features(30, seed=21), features(12, seed=22)
+    put_parquet(s3, day + "version=v1/part-00000.parquet", v1)
+    put_parquet(s3, day + "version=v2/part-00000.parquet", v2)
+    put_parquet(s3, day + "version=v2/retry/part-00001.parquet", v2.head(3))  # below the location: read
+    put_bytes(s3, day + "version=v3/part-00000.parquet", b"a staged write, half done")  # never opened
+    register_at(glue, database, "churn_features", DAY1, day + "version=v2/")
+    sql = "SELECT dt, count(*) AS n, sum(n_events) AS events FROM churn_features GROUP BY dt"
+    expected_v2 = (DAY1, len(v2) + 3, v2["n_events"].sum() + v2["n_events"].head(3).sum())
+    assert engine.execute(sql, database).rows == [expected_v2]
+    ids = engine.execute("SELECT DISTINCT customer_id FROM churn_features", database).rows
+    assert {row[0] for row in ids} == set(v2["customer_id"])
+    # publishing another version is one catalog update: the next statement reads it, and only it
+    register_at(glue, database, "churn_features", DAY1, day + "version=v1/")
+    assert engine.execute(sql, database).rows == [(DAY1, len(v1), v1["n_events"].sum())]
+
+
+def test_catalog_columns_win_over_the_files_columns(s3, glue, engine, database, lake) -> None:
+    frame = features(8, seed=31).drop(columns=["tenure_days"]).assign(secret=np.arange(8))
+    put_parquet(s3, lake.curated_features(DAY1) + "part-00000.parquet", frame, schema=None)
+    catalog.register_partition(glue, database, "churn_features", DAY1)
+    result = engine.execute("SELECT * FROM churn_features ORDER BY customer_id", database)
+    assert result.columns == [name for name, _ in catalog.CHURN_FEATURES_COLUMNS] + ["dt"]
+    by_name = [dict(zip(result.columns, row, strict=True)) for row in result.rows]
+    assert [row["tenure_days"] for row in by_name] == [None] * 8  # listed by the catalog, not in the files
+    assert [row["customer_id"] for row in by_name] == sorted(frame["customer_id"])
+    assert [row["dt"] for row in by_name] == [DAY1] * 8
+    with pytest.raises(AthenaEngineError, match="secret"):  # in the files, not in the catalog
+        engine.execute("SELECT secret FROM churn_features", database)
+
+
+def test_partitions_whose_files_have_different_columns(s3, glue, engine, database, lake) -> None:
+    old = features(10, seed=41).drop(columns=["avg_session_s", "total_amount"])
+    new = features(6, seed=42)
+    put_parquet(s3, lake.curated_features(DAY1) + "part-00000.parquet", old, schema=None)
+    put_parquet(s3, lake.curated_features(DAY2) + "part-00000.parquet", new.head(3))
+    # within one partition too: a later file adds a column (typed differently) the first one lacks
+    put_parquet(
+        s3,
+        lake.curated_features(DAY2) + "part-00001.parquet",
+        new.tail(3).drop(columns=["age"]).assign(n_events=new["n_events"].tail(3).astype("int32")),
+        schema=None,
+    )
+    for day in (DAY1, DAY2):
+        catalog.register_partition(glue, database, "churn_features", day)
+    result = engine.execute(
+        "SELECT dt, count(*), count(avg_session_s), count(age), sum(total_amount), sum(n_events) "
+        "FROM churn_features GROUP BY dt ORDER BY dt",
+        database,
+    )
+    assert result.rows[0] == (DAY1, 10, 0, 10, None, old["n_events"].sum())
+    assert result.rows[1][:4] == (DAY2, 6, 6, 3)
+    assert result.rows[1][4] == pytest.approx(new["total_amount"].sum())
+    assert result.rows[1][5] == new["n_events"].sum()
+
+
+def test_registered_partition_without_files_has_no_rows(s3, glue, engine, database, lake) -> None:
+    frame = features(5, seed=51)
+    put_parquet(s3, lake.curated_features(DAY1) + "part-00000.parquet", frame)
+    catalog.register_partition(glue, database, "churn_features", DAY1)
+    register_at(glue, database, "churn_features", DAY2, lake.curated_features(DAY2) + "version=gone/")
+    result = engine.execute("SELECT dt, count(*) FROM churn_features GROUP BY dt", database)
+    assert result.rows == [(DAY1, 5)]
+    assert engine.execute(f"SELECT count(*) FROM churn_features WHERE dt = '{DAY2}'", database).rows == [(0,)]
 
 
 def test_each_statement_sees_the_current_lake_and_catalog(s3, glue, engine, database, lake) -> None:
     sql = f"SELECT count(*) AS n, sum(n_events) AS events FROM churn_features WHERE dt = '{DAY1}'"
+    assert engine.execute(sql, database).rows == [(0, None)]
+    catalog.register_partition(glue, database, "churn_features", DAY1)  # registered, no files yet
     assert engine.execute(sql, database).rows == [(0, None)]
     first, second, replaced = features(30, seed=3), features(12, seed=4), features(7, seed=5)
     put_parquet(s3, lake.curated_features(DAY1) + "part-00000.parquet", first)
@@ -145,18 +257,13 @@ def test_each_statement_sees_the_current_lake_and_catalog(s3, glue, engine, data
     put_parquet(s3, lake.curated_features(DAY1) + "part-00000.parquet", replaced)  # overwritten in place
     expected = replaced["n_events"].sum() + second["n_events"].sum()
     assert engine.execute(sql, database).rows == [(19, expected)]
-    # the table moves to another bucket: the next statement reads the new location
+    # the table moves to another bucket: its partitions keep their locations until they move too
     other = f"{lake.bucket}-moved"
     s3.create_bucket(Bucket=other)
     catalog.ensure_tables(glue, database, Lake(other))
+    assert engine.execute(sql, database).rows == [(19, expected)]
+    catalog.register_partition(glue, database, "churn_features", DAY1)
     assert engine.execute(sql, database).rows == [(0, None)]
-
-
-def test_endpoint_url_is_validated(glue) -> None:
-    with pytest.raises(ValueError, match="s3_endpoint_url"):
-        LocalAthenaEngine(
-            glue, s3_endpoint_url="localhost:4566", region=REGION, access_key_id="a", secret_access_key="b"
-        )
 
 
 def test_athena_only_syntax_is_transpiled(engine, database, two_days) -> None:
@@ -232,6 +339,7 @@ def test_raw_csv_and_json_tables(s3, engine, database, lake) -> None:
         bucket, key = split_s3_uri(uri)
         s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
     catalog.register_partition(engine.glue, database, "raw_customers", DAY1)
+    catalog.register_partition(engine.glue, database, "raw_events", DAY1)
 
     result = engine.execute(
         f"""
@@ -253,24 +361,26 @@ def test_raw_csv_and_json_tables(s3, engine, database, lake) -> None:
         assert total == pytest.approx(spend.get(cid, 0.0))
 
 
-def test_empty_location_gives_typed_empty_result(s3, engine, database, lake) -> None:
+def test_empty_location_gives_typed_empty_result(s3, glue, engine, database, lake) -> None:
     result = engine.execute("SELECT * FROM churn_quarantine", database)
     assert result.columns == ["source", "reason", "record", "dt"]
     assert result.rows == []
     # a job's success marker is not data
     bucket, key = split_s3_uri(lake.curated_features(DAY1) + "_SUCCESS")
     s3.put_object(Bucket=bucket, Key=key, Body=b"")
+    catalog.register_partition(glue, database, "churn_features", DAY1)
     counted = engine.execute(
         f"SELECT count(*) AS n, sum(n_events) AS e FROM churn_features WHERE dt='{DAY1}'", database
     )
     assert counted.rows == [(0, None)]
 
 
-def test_glue_columns_missing_from_files_read_as_null(s3, engine, database, lake) -> None:
+def test_glue_columns_missing_from_files_read_as_null(s3, glue, engine, database, lake) -> None:
     frame = pd.DataFrame(
         {"source": ["customers", "events"], "reason": ["bad age", "bad ts"], "extra": [1, 2]}
     )
     put_parquet(s3, lake.quarantine(DAY1) + "part-0.parquet", frame, schema=None)
+    catalog.register_partition(glue, database, "churn_quarantine", DAY1)
     result = engine.execute("SELECT * FROM churn_quarantine ORDER BY source", database)
     assert result.columns == ["source", "reason", "record", "dt"]
     assert result.rows == [("customers", "bad age", None, DAY1), ("events", "bad ts", None, DAY1)]
@@ -281,20 +391,6 @@ def test_missing_table_names_database_and_table(engine, database) -> None:
         engine.execute("SELECT * FROM no_such_table", database)
     with pytest.raises(AthenaTableNotFoundError, match=r"otherdb\.churn_features"):
         engine.execute("SELECT * FROM otherdb.churn_features", database)
-
-
-def test_statement_errors(engine, database) -> None:
-    with pytest.raises(AthenaSyntaxError, match="exactly one SQL statement, got 2"):
-        engine.execute("SELECT 1; SELECT 2", database)
-    with pytest.raises(AthenaSyntaxError, match="SYNTAX_ERROR: line 1"):
-        engine.execute("SELECT (1 FROM churn_features", database)
-    with pytest.raises(UnsupportedAthenaFeatureError, match="DROP"):
-        engine.execute("DROP TABLE churn_features", database)
-    with pytest.raises(UnsupportedAthenaFeatureError, match="CREATE VIEW"):
-        engine.execute("CREATE VIEW v AS SELECT * FROM churn_features", database)
-    with pytest.raises(AthenaSyntaxError, match="got 0"):
-        engine.execute("  ;", database)
-    assert engine.execute("SELECT 1 AS one;", database).rows == [(1,)]
 
 
 def _object_keys(s3, uri: str) -> list[str]:
@@ -395,23 +491,6 @@ def test_ctas_unsupported_properties_raise(s3, glue, engine, database, lake, pro
         glue.get_table(DatabaseName=database, Name="t_unsupported")
 
 
-def test_query_result_csv_is_athena_format() -> None:
-    result = QueryResult(
-        columns=["name", "n", "ratio", "ok", "day", "note"],
-        rows=[
-            ('say "hi", ok', 3, 0.25, True, dt.date(2026, 11, 26), None),
-            ("", -1, 1e-07, False, dt.datetime(2026, 1, 2, 3, 4, 5, 678000), "x"),
-        ],
-    )
-    text = result.to_csv().decode()
-    assert text.splitlines() == [
-        '"name","n","ratio","ok","day","note"',
-        '"say ""hi"", ok","3","0.25","true","2026-11-26",',
-        '"","-1","1e-07","false","2026-01-02 03:04:05.678","x"',
-    ]
-    assert QueryResult(columns=["a"], rows=[]).to_csv() == b'"a"\n'
-
-
 def _run_check(
     engine: LocalAthenaEngine, spec: quality.CheckSpec, database: str, ds: str
 ) -> quality.CheckResult:
@@ -420,7 +499,7 @@ def _run_check(
     return quality.evaluate(spec, quality.value_from_result(result.columns, result.rows))
 
 
-def test_quality_checks_verdicts_on_good_and_bad_data(s3, engine, database, lake) -> None:
+def test_quality_checks_verdicts_on_good_and_bad_data(s3, glue, engine, database, lake) -> None:
     specs = {spec.name: spec for spec in quality.load_checks(CHECKS_DIR)}
     assert len(specs) >= 5
     assert {spec.severity for spec in specs.values()} == {"error", "warn"}
@@ -440,7 +519,10 @@ def test_quality_checks_verdicts_on_good_and_bad_data(s3, engine, database, lake
         "2026-11-06": (quiet, {"zero_event_share"}),
     }
     for day, (frame, _) in cases.items():
-        put_parquet(s3, lake.curated_features(day) + "part-00000.parquet", frame)
+        # the checks audit the staged version of the day (write-audit-publish)
+        staged = lake.curated_features(day) + "version=v1/"
+        put_parquet(s3, staged + "part-00000.parquet", frame)
+        register_at(glue, database, catalog.staged_table("churn_features"), day, staged)
 
     for day, (frame, expected_failures) in cases.items():
         results = [_run_check(engine, spec, database, day) for spec in specs.values()]
@@ -464,14 +546,3 @@ def test_quality_checks_on_an_empty_partition_fail_as_verdicts(engine, database)
     }
     assert not results["row_count"].passed and results["row_count"].value == 0
     assert not results["churn_rate"].passed
-
-
-@pytest.mark.parametrize(
-    "glue_type",
-    ["string", "int", "bigint", "double", "float", "boolean", "date", "timestamp", "decimal(10,2)"]
-    + ["array<string>", "map<string,int>", "struct<a:int,b:string>", "smallint", "tinyint", "binary"],
-)
-def test_glue_types_round_trip_through_duckdb(glue_type: str) -> None:
-    con = duckdb.connect()
-    described = con.execute(f"DESCRIBE SELECT CAST(NULL AS {duckdb_type(glue_type)}) AS x").fetchall()
-    assert hive_type(described[0][1]) == glue_type
