@@ -28,8 +28,7 @@ sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
 from devstack import stack as local_stack  # noqa: E402
 from devstack.airflow_api import AirflowApi  # noqa: E402
-from devstack.webhook_client import deliver  # noqa: E402
-from sagelake.events.eventbridge import object_created_event  # noqa: E402
+from devstack.webhook_client import deliver, object_created_event  # noqa: E402
 
 
 def free_port() -> int:

@@ -1,7 +1,7 @@
 """Train → register → approve → deploy → smoke test, on the curated partition that triggered the run.
 
 Runs when `churn_prepare` publishes a checked `churn_features` partition (or manually with
-`{"dt": "YYYY-MM-DD"}`):
+`{"dt": "YYYY-MM-DD"}`); it reads the partition where the Glue Data Catalog publishes it:
 1. **train** — SageMaker training job (scikit-learn container, script mode, `include/training/train.py`).
    On the local target the same request runs the script in a subprocess with SageMaker's environment.
 2. **evaluate** — stores the job's `evaluation.json` beside the model.
@@ -40,6 +40,16 @@ def partition(params: dict[str, Any], triggering_asset_events: Any = None) -> st
     return resolve_dt(params.get("dt"), events)
 
 
+def curated_location(dt: str, params: dict[str, Any]) -> str:
+    """Where the catalog publishes partition ``dt`` of ``churn_features`` (never a staged version)."""
+    from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
+
+    from sagelake.lake.publish import published_location
+
+    glue = GlueCatalogHook(aws_conn_id=AWS_CONN_ID).get_conn()
+    return published_location(glue, params["glue_database"], "churn_features", dt)
+
+
 @task
 def training_request(dt: str, params: dict[str, Any], run_id: str) -> dict[str, Any]:
     """Upload the training code and build the CreateTrainingJob request for this run."""
@@ -56,7 +66,7 @@ def training_request(dt: str, params: dict[str, Any], run_id: str) -> dict[str, 
         job_name=resource_name("churn", dt, run_id),
         role=params["sagemaker_role"],
         image_uri=sklearn_image_uri(region, params["training_instance_type"]),
-        train_uri=lake.curated_features(dt),
+        train_uri=curated_location(dt, params),
         output_uri=lake.model_output(),
         source_uri=source_uri,
         instance_type=params["training_instance_type"],
@@ -112,10 +122,9 @@ def smoke_test(dt: str, params: dict[str, Any]) -> dict[str, Any]:
     """Invoke the endpoint over HTTP with real rows of the partition; fail on a malformed answer."""
     import json
 
-    from sagelake.lake.layout import Lake
     from sagelake.ml.lifecycle import check_predictions, sample_instances
 
-    instances = sample_instances(S3Hook(aws_conn_id=AWS_CONN_ID).get_conn(), Lake(params["bucket"]), dt)
+    instances = sample_instances(S3Hook(aws_conn_id=AWS_CONN_ID).get_conn(), curated_location(dt, params))
     runtime = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="sagemaker-runtime").conn
     response = runtime.invoke_endpoint(
         EndpointName=params["endpoint_name"],

@@ -19,9 +19,8 @@ import boto3
 
 from devstack import stack as local_stack
 from devstack.airflow_api import AirflowApi, AirflowApiError
-from devstack.webhook_client import deliver
+from devstack.webhook_client import deliver, object_created_event
 from sagelake.config.target import current_target
-from sagelake.events.eventbridge import object_created_event
 from sagelake.lake.layout import Lake, check_dt, split_s3_uri
 from sagelake.local.java import JavaNotFoundError
 
@@ -58,15 +57,15 @@ def wait_for_asset_run(api: AirflowApi, after: str, timeout_s: float = 120) -> s
     raise TimeoutError(f"no asset-triggered {TRAIN} run appeared within {timeout_s:.0f}s")
 
 
-def read_etl_metrics(s3: Any, lake: Lake, dt: str) -> dict[str, Any]:
-    """The metrics record the Glue ETL wrote for ``dt``."""
-    bucket, prefix = split_s3_uri(lake.etl_metrics(dt))
+def read_etl_metrics(s3: Any, location: str) -> dict[str, Any]:
+    """The metrics record the Glue ETL wrote into the published version at ``location``."""
+    bucket, prefix = split_s3_uri(location)
     objects = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
     for obj in objects:
         if obj["Key"].endswith(".json"):
             body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().decode()
             return json.loads(body.strip().splitlines()[0])
-    raise FileNotFoundError(f"no ETL metrics under {lake.etl_metrics(dt)}")
+    raise FileNotFoundError(f"no ETL metrics under {location}")
 
 
 def format_summary(s: dict[str, Any]) -> str:
@@ -74,7 +73,7 @@ def format_summary(s: dict[str, Any]) -> str:
     etl = s["etl"]
     lines = [
         "",
-        f"sagelake demo — partition dt={s['dt']}",
+        f"sagelake demo — partition dt={s['dt']}, published version {s['version']}",
         f"  landed       customers={etl['customers_landed']} events={etl['events_landed']}",
         f"  cleaned      feature rows={etl['features_rows']} events={etl['events_cleaned']}",
         f"  quarantined  {etl['quarantined']} {json.dumps(etl.get('quarantined_by_reason', {}))}",
@@ -118,10 +117,12 @@ class DemoClients:
     stack: local_stack.Stack
     session: boto3.Session
     s3: Any
+    glue: Any
     sagemaker: Any
     runtime: Any
     api: AirflowApi
     lake: Lake
+    database: str
     endpoint_name: str
 
 
@@ -142,10 +143,12 @@ def start_stack() -> DemoClients:
         stack=stack,
         session=session,
         s3=session.client("s3", endpoint_url=stack.control_plane_url),
+        glue=session.client("glue", endpoint_url=stack.control_plane_url),
         sagemaker=session.client("sagemaker", endpoint_url=stack.control_plane_url),
         runtime=session.client("sagemaker-runtime", endpoint_url=stack.endpoint_url),
         api=AirflowApi(stack.airflow_url, local_stack.LOCAL_USER, local_stack.LOCAL_PASSWORD),
         lake=Lake(str(params["bucket"])),
+        database=str(params["glue_database"]),
         endpoint_name=str(params["endpoint_name"]),
     )
 
@@ -211,9 +214,12 @@ def follow_pipeline(
 
 def build_summary(clients: DemoClients, dt: str, prepare_run: str, train_run: str) -> dict[str, Any]:
     """The end-of-demo summary, read back from the runs, the lake, the control plane and the endpoint."""
+    from sagelake.lake.publish import published_location
     from sagelake.ml.lifecycle import sample_instances
 
     api, s3, sagemaker = clients.api, clients.s3, clients.sagemaker
+    announced = api.xcom(PREPARE, prepare_run, "publish_partition")  # {dt, version, location}
+    metrics_location = published_location(clients.glue, clients.database, "etl_metrics", dt)
     checks = [
         api.xcom(PREPARE, prepare_run, ti["task_id"])
         for ti in api.task_instances(PREPARE, prepare_run)
@@ -223,10 +229,11 @@ def build_summary(clients: DemoClients, dt: str, prepare_run: str, train_run: st
     approval = api.xcom(TRAIN, train_run, "approve")
     package = sagemaker.describe_model_package(ModelPackageName=approval["model_package_arn"])
     endpoint = sagemaker.describe_endpoint(EndpointName=clients.endpoint_name)
-    instance = sample_instances(s3, clients.lake, dt, n=1)[0]
+    instance = sample_instances(s3, announced["location"], n=1)[0]
     return {
         "dt": dt,
-        "etl": read_etl_metrics(s3, clients.lake, dt),
+        "version": announced["version"],
+        "etl": read_etl_metrics(s3, metrics_location),
         "checks": sorted(checks, key=lambda c: c["name"]),
         "model": evaluation,
         "package": {"arn": package["ModelPackageArn"], "status": package["ModelApprovalStatus"]},

@@ -1,4 +1,4 @@
-"""Send EventBridge events to the webhook the way an EventBridge API destination does (stdlib only)."""
+"""Build S3 events as EventBridge delivers them and send them to the webhook as an API destination does."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ import json
 import time
 import urllib.error
 import urllib.request
+import uuid
+from datetime import datetime
 from typing import Any
+
+from sagelake.events.eventbridge import S3_OBJECT_CREATED, S3_SOURCE
 
 
 def post_event(url: str, event: dict[str, Any] | bytes, api_key: str | None) -> tuple[int, dict[str, Any]]:
@@ -33,3 +37,33 @@ def deliver(url: str, event: dict[str, Any], api_key: str, attempts: int = 8) ->
             break
         time.sleep(min(0.1 * 2**attempt, 10))
     return status, body
+
+
+def object_created_event(
+    bucket: str, key: str, size: int, etag: str, *, region: str, account: str, time: datetime
+) -> dict[str, Any]:
+    """An S3 "Object Created" event exactly as EventBridge delivers it."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": S3_OBJECT_CREATED,
+        "source": S3_SOURCE,
+        "account": account,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {
+                "key": key,
+                "size": size,
+                "etag": etag.strip('"'),
+                "sequencer": f"{int(time.timestamp() * 1e6):016X}",
+            },
+            "request-id": uuid.uuid4().hex[:16].upper(),
+            "requester": account,
+            "source-ip-address": "127.0.0.1",
+            "reason": "PutObject",
+        },
+    }

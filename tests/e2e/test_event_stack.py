@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import boto3
 import pytest
 
+from tests.support.constants import ACCOUNT_ID
 from tests.support.network import free_port
 
 pytestmark = pytest.mark.e2e
@@ -82,8 +83,7 @@ def test_s3_event_through_sqs_runs_the_pipeline_once_even_if_also_posted(live) -
     from devstack import stack as local_stack
     from devstack.datagen import generate_day, land_day
     from devstack.demo import webhook_url
-    from devstack.webhook_client import deliver
-    from sagelake.events.eventbridge import object_created_event
+    from devstack.webhook_client import deliver, object_created_event
     from sagelake.lake.layout import Lake, split_s3_uri
 
     api, s3, sqs = live["api"], live["s3"], live["sqs"]
@@ -95,7 +95,7 @@ def test_s3_event_through_sqs_runs_the_pipeline_once_even_if_also_posted(live) -
 
     bucket, key = split_s3_uri(uris[-1])
     event = object_created_event(
-        bucket, key, 1, "etag", region=local_stack.REGION, account="123456789012", time=datetime.now(UTC)
+        bucket, key, 1, "etag", region=local_stack.REGION, account=ACCOUNT_ID, time=datetime.now(UTC)
     )
     queue_url = sqs.get_queue_url(QueueName=local_stack.EVENTS_QUEUE)["QueueUrl"]
     for body in (json.dumps(event), json.dumps(event), "not an event"):  # SQS delivers at least once
@@ -105,8 +105,8 @@ def test_s3_event_through_sqs_runs_the_pipeline_once_even_if_also_posted(live) -
     run = wait_for_run(api, "churn_prepare", run_id, timeout_s=600)
     assert run.get("state") == "success", run
     assert run["conf"]["dt"] == DT and run["conf"]["event"]["key"] == key
-    curated = s3.list_objects_v2(Bucket=bucket, Prefix=split_s3_uri(lake.curated_features(DT))[1])
-    assert any(obj["Key"].endswith(".parquet") for obj in curated.get("Contents", []))
+    curated = keys_under(s3, lake.curated_features(DT))
+    assert any(key.endswith(".parquet") and "/version=" in key for key in curated)
 
     runs = api.dag_runs("churn_prepare", limit=100)
     assert [r["dag_run_id"] for r in runs if r["dag_run_id"] == run_id] == [run_id]
@@ -116,3 +116,69 @@ def test_s3_event_through_sqs_runs_the_pipeline_once_even_if_also_posted(live) -
     status, answer = deliver(webhook_url(live["stack"]), event, local_stack.webhook_key(live["stack"]))
     assert status == 200
     assert answer == {"dag_id": "churn_prepare", "dag_run_id": run_id, "state": "success", "duplicate": True}
+
+
+def test_both_files_events_at_once_publish_one_version_and_a_replay_publishes_nothing(live) -> None:
+    """The two raw files of a day land and their events arrive together: two runs of one partition. The
+    partition lock runs them one after the other; the second finds the input already published."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from devstack import stack as local_stack
+    from devstack.datagen import generate_day, land_day
+    from devstack.demo import webhook_url
+    from devstack.webhook_client import deliver, object_created_event
+    from sagelake.lake.layout import Lake, split_s3_uri
+
+    api, s3, stack = live["api"], live["s3"], live["stack"]
+    day = "2026-11-19"
+    lake = Lake("sagelake-lake")
+    uris = land_day(s3, lake, day, generate_day(day, n_customers=700))
+    api.wait_for_dag("churn_prepare")
+    api.unpause("churn_prepare")
+    key = local_stack.webhook_key(stack)
+
+    def event_for(uri: str) -> dict:
+        bucket, object_key = split_s3_uri(uri)
+        return object_created_event(
+            bucket,
+            object_key,
+            1,
+            "etag",
+            region=local_stack.REGION,
+            account=ACCOUNT_ID,
+            time=datetime.now(UTC),
+        )
+
+    events = [event_for(uri) for uri in uris]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(lambda e: deliver(webhook_url(stack), e, key), events))
+    assert [status for status, _ in answers] == [202, 202]
+    runs = [wait_for_run(api, "churn_prepare", answer["dag_run_id"], timeout_s=600) for _, answer in answers]
+    assert [run.get("state") for run in runs] == ["success", "success"], runs
+
+    def state(run_id: str, task_id: str) -> str:
+        return next(
+            t["state"] for t in api.task_instances("churn_prepare", run_id) if t["task_id"] == task_id
+        )
+
+    published = [state(run["dag_run_id"], "publish_partition") for run in runs]
+    unchanged = [state(run["dag_run_id"], "input_unchanged") for run in runs]
+    assert sorted(published) == ["skipped", "success"] and sorted(unchanged) == ["skipped", "success"]
+    folders = {k.split("/")[3] for k in keys_under(s3, lake.curated_features(day))}
+    assert len(folders) == 1 and next(iter(folders)).startswith("version=")
+
+    # S3 notifies again (a new event id for the same object) after success: a new run publishes nothing new.
+    status, answer = deliver(webhook_url(stack), event_for(uris[0]), key)
+    assert status == 202
+    replay = wait_for_run(api, "churn_prepare", answer["dag_run_id"], timeout_s=300)
+    assert replay.get("state") == "success"
+    assert state(answer["dag_run_id"], "input_unchanged") == "success"
+    assert {k.split("/")[3] for k in keys_under(s3, lake.curated_features(day))} == folders
+
+
+def keys_under(s3, uri: str) -> list[str]:
+    from sagelake.lake.layout import split_s3_uri
+
+    bucket, prefix = split_s3_uri(uri)
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return sorted(o["Key"] for page in pages for o in page.get("Contents", []))

@@ -1,17 +1,20 @@
 """End to end: the two DAGs run for real against a local control plane on a free port.
 
-Asserts on real outputs: curated Parquet rows, a model whose in-process prediction equals the endpoint's
-answer over HTTP, and a violated quality check that fails the run without touching other partitions.
+Asserts on real outputs: curated Parquet rows published through the catalog, a model whose in-process
+prediction equals the endpoint's answer over HTTP; a violated quality check that fails the run and publishes
+nothing, leaving what readers see byte for byte; an unchanged input that publishes nothing new; and a
+reprocessing of the same input that publishes identical rows.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import subprocess
 import sys
 import tarfile
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -56,6 +59,7 @@ def stack(control_plane_url: str, tmp_path_factory: pytest.TempPathFactory):
         "lake": Lake(str(params["bucket"])),
         "params": params,
         "s3": session.client("s3", endpoint_url=control_plane_url),
+        "glue": session.client("glue", endpoint_url=control_plane_url),
         "sagemaker": session.client("sagemaker", endpoint_url=control_plane_url),
         "runtime": session.client("sagemaker-runtime", endpoint_url=endpoint_url),
     }
@@ -92,24 +96,54 @@ def task_states(dag_run) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
 
 
-def test_pipeline_end_to_end(stack) -> None:
-    from datetime import datetime
+def run_prepare(day: datetime, **conf: object):
+    return load_dag("churn_prepare").test(logical_date=day, run_conf=conf or None)
 
+
+def published_features(stack, dt: str) -> tuple[str, object] | None:
+    """The published location of ``churn_features`` partition ``dt`` and its rows, or None."""
+    from sagelake.lake.publish import published
+
+    current = published(stack["glue"], stack["params"]["glue_database"], "churn_features", dt)
+    if current is None:
+        return None
+    return current.location, read_parquet_prefix(stack["s3"], current.location)
+
+
+def content_hash(table) -> str:
+    """A hash of a table's rows, independent of file layout and row order."""
+    rows = sorted(json.dumps(row, sort_keys=True, default=str) for row in table.to_pylist())
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
+def objects(s3, uri: str) -> dict[str, bytes]:
+    bucket, _ = split_s3_uri(uri)
+    return {key: s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys_under(s3, uri)}
+
+
+def test_pipeline_end_to_end(stack) -> None:
     from devstack.datagen import generate_day, land_day
 
     s3, lake = stack["s3"], stack["lake"]
     files = generate_day(GOOD_DT, n_customers=1200)
     land_day(s3, lake, GOOD_DT, files)
 
-    prepare = load_dag("churn_prepare").test(logical_date=datetime(2026, 11, 20, tzinfo=UTC))
+    prepare = run_prepare(datetime(2026, 11, 20, tzinfo=UTC))
     assert str(prepare.state) == "success", task_states(prepare)
 
-    features = read_parquet_prefix(s3, lake.curated_features(GOOD_DT))
+    location, features = published_features(stack, GOOD_DT)
+    assert location.startswith(lake.curated_features(GOOD_DT) + "version=")
     customers = files.customers_csv.decode().strip().splitlines()[1:]
     assert 0 < features.num_rows <= len(customers)
     assert features.column("customer_id").null_count == 0
     assert len(set(features.column("customer_id").to_pylist())) == features.num_rows
     assert keys_under(s3, lake.quarantine(GOOD_DT)), "bad rows were not quarantined"
+    # only the published version is left; its staged twin was dropped after the audit
+    assert {"/".join(k.split("/")[:4]) + "/" for k in keys_under(s3, lake.curated_features(GOOD_DT))} == {
+        location.removeprefix(f"s3://{lake.bucket}/")
+    }
+    glue, database = stack["glue"], stack["params"]["glue_database"]
+    assert glue.get_partitions(DatabaseName=database, TableName="churn_features_staged")["Partitions"] == []
 
     train = load_dag("churn_train_deploy").test(run_conf={"dt": GOOD_DT})
     assert str(train.state) == "success", task_states(train)
@@ -151,18 +185,119 @@ def in_process_probability(s3, model_url: str, instance: dict) -> float:
     return float(module.predict_fn(data, model)[0])
 
 
-def test_failing_quality_check_fails_the_run_and_keeps_other_partitions(stack) -> None:
-    from datetime import datetime
-
+def test_failing_quality_check_fails_the_run_and_publishes_nothing(stack) -> None:
     from devstack.datagen import generate_day, land_day
 
     s3, lake = stack["s3"], stack["lake"]
-    before = {uri: keys_under(s3, uri) for uri in (lake.curated_features(GOOD_DT), lake.raw_events(GOOD_DT))}
     land_day(s3, lake, BAD_DT, generate_day(BAD_DT, n_customers=60))  # far below the row-count threshold
 
-    run = load_dag("churn_prepare").test(logical_date=datetime(2026, 11, 21, tzinfo=UTC))
+    run = run_prepare(datetime(2026, 11, 21, tzinfo=UTC))
     states = task_states(run)
     assert str(run.state) == "failed", states
     assert states["check_row_count"] == "failed", states
-    assert states["publish_curated"] != "success", states
-    assert {uri: keys_under(s3, uri) for uri in before} == before
+    assert states["publish_partition"] != "success", states
+    assert states["clean_up_versions"] == "success" and states["release_partition"] == "success", states
+    assert published_features(stack, BAD_DT) is None
+    assert keys_under(s3, lake.curated_features(BAD_DT)) == []  # the rejected version was cleaned up
+
+
+PUBLISHED_DT = "2026-11-22"
+
+
+@pytest.fixture(scope="module")
+def published_day(stack):
+    """A day landed and published once for the tests below; each test restores its raw files."""
+    from devstack.datagen import generate_day, land_day
+
+    files = generate_day(PUBLISHED_DT, n_customers=700)
+    land_day(stack["s3"], stack["lake"], PUBLISHED_DT, files)
+    run = run_prepare(datetime(2026, 11, 22, tzinfo=UTC))
+    assert str(run.state) == "success", task_states(run)
+    return files
+
+
+@pytest.fixture()
+def relanded(stack, published_day):
+    """Land other raw files for the published day; the original files are landed back afterwards."""
+    from devstack.datagen import land_day
+
+    yield lambda files: land_day(stack["s3"], stack["lake"], PUBLISHED_DT, files)
+    land_day(stack["s3"], stack["lake"], PUBLISHED_DT, published_day)
+
+
+def test_a_day_that_fails_its_audit_leaves_the_published_version_byte_for_byte(stack, relanded) -> None:
+    """The published day re-landed with too few customers fails its checks: readers keep the old version,
+    byte for byte, and the local Athena engine returns the same rows."""
+    from devstack.datagen import generate_day
+
+    location, before = published_features(stack, PUBLISHED_DT)
+    stored, rows_before = objects(stack["s3"], location), athena_count(stack, PUBLISHED_DT)
+    assert rows_before == before.num_rows
+
+    relanded(generate_day(PUBLISHED_DT, n_customers=60, seed=1))
+    failed = run_prepare(datetime(2026, 11, 22, tzinfo=UTC))
+    states = task_states(failed)
+    assert str(failed.state) == "failed" and states["check_row_count"] == "failed", states
+    assert published_features(stack, PUBLISHED_DT)[0] == location
+    assert objects(stack["s3"], location) == stored
+    assert athena_count(stack, PUBLISHED_DT) == rows_before
+
+
+def test_a_day_missing_a_required_column_fails_before_writing_and_changes_nothing(
+    stack, published_day, relanded
+) -> None:
+    from dataclasses import replace
+
+    location, _ = published_features(stack, PUBLISHED_DT)
+    stored, rows_before = objects(stack["s3"], location), athena_count(stack, PUBLISHED_DT)
+    header, *rows = published_day.customers_csv.decode().splitlines()
+    drop = header.split(",").index("churned")
+    without = [",".join(f for i, f in enumerate(line.split(",")) if i != drop) for line in [header, *rows]]
+    relanded(replace(published_day, customers_csv=("\n".join(without) + "\n").encode()))
+
+    failed = run_prepare(datetime(2026, 11, 22, tzinfo=UTC))
+    states = task_states(failed)
+    assert str(failed.state) == "failed" and states["glue_churn_features"] == "failed", states
+    assert states["stage_for_audit"] != "success", states
+    assert published_features(stack, PUBLISHED_DT)[0] == location
+    assert objects(stack["s3"], location) == stored
+    assert athena_count(stack, PUBLISHED_DT) == rows_before
+    prefix = stack["lake"].curated_features(PUBLISHED_DT)
+    assert {k.split("/version=")[1].split("/")[0] for k in keys_under(stack["s3"], prefix)} == {
+        location.rstrip("/").rsplit("version=", 1)[1]
+    }  # the failed attempt's version folder was cleaned up
+
+
+def test_unchanged_input_publishes_nothing_and_reprocessing_gives_identical_rows(
+    stack, published_day
+) -> None:
+    location, first = published_features(stack, PUBLISHED_DT)
+
+    again = run_prepare(datetime(2026, 11, 22, tzinfo=UTC))
+    states = task_states(again)
+    assert str(again.state) == "success", states
+    assert states["input_unchanged"] == "success" and states["glue_churn_features"] == "skipped", states
+    assert states["publish_partition"] == "skipped", states
+    assert published_features(stack, PUBLISHED_DT)[0] == location
+
+    forced = run_prepare(datetime(2026, 11, 22, tzinfo=UTC), reprocess=True)
+    assert str(forced.state) == "success", task_states(forced)
+    new_location, second = published_features(stack, PUBLISHED_DT)
+    assert new_location != location
+    assert content_hash(second) == content_hash(first)
+    assert keys_under(stack["s3"], location) == []  # the superseded version was cleaned up
+
+
+def athena_count(stack, dt: str) -> int:
+    """``count(*)`` of the published partition, as the local Athena engine reads it through the catalog."""
+    from sagelake.local.athena.engine import LocalAthenaEngine
+
+    endpoint = stack["s3"].meta.endpoint_url
+    with LocalAthenaEngine(
+        stack["glue"], s3_endpoint_url=endpoint, region=REGION, access_key_id="testing", secret_access_key="t"
+    ) as engine:
+        database = stack["params"]["glue_database"]
+        result = engine.execute(
+            f"SELECT count(*) AS n FROM {database}.churn_features WHERE dt = '{dt}'", database
+        )
+    return int(result.rows[0][0])

@@ -12,6 +12,15 @@ from tests.support.constants import REGION, ROOT, SKLEARN_IMAGE_URI
 
 DT = "2026-11-26"
 RUN_ID = "scheduled__2026-11-26T00:00:00+00:00"
+VERSION = "20261126T000000000000Z-abcd1234"  # what plan_partition returns for a run
+
+
+class PlannedRun:
+    """The task instance of a rendered task: ``plan_partition``'s XCom holds this run's version."""
+
+    def xcom_pull(self, task_ids: str | None = None, **_: object) -> dict:
+        assert task_ids == "plan_partition", f"unexpected xcom_pull of {task_ids!r}"
+        return {"version": VERSION}
 
 
 def validate(service: str, operation: str, params: dict) -> None:
@@ -28,7 +37,7 @@ def rendered_task(dag_file: str, dag_id: str, task_id: str, conf: dict | None = 
     dag = DagBag(dag_folder=str(ROOT / "dags" / dag_file)).dags[dag_id]
     task = dag.get_task(task_id)
     params = dag.params.dump() | (conf or {})
-    context = {"params": params, "run_id": RUN_ID} | ({} if conf else {"ds": DT})
+    context = {"params": params, "run_id": RUN_ID, "ti": PlannedRun()} | ({} if conf else {"ds": DT})
     for field in task.template_fields:
         value = getattr(task, field)
         if isinstance(value, str | dict | list):

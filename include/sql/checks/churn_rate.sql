@@ -2,5 +2,5 @@
 -- severity: error
 -- expect: value between 0.03 and 0.6
 SELECT coalesce(avg(CAST(churned AS double)), 0.0) AS value
-FROM {{ params.glue_database }}.churn_features
+FROM {{ params.glue_database }}.churn_features_staged
 WHERE dt = '{{ params.dt or ds }}'

@@ -14,5 +14,5 @@ SELECT count_if(
     OR avg_session_s IS NULL OR avg_session_s < 0
     OR churned IS NULL OR churned NOT IN (0, 1)
 ) AS value
-FROM {{ params.glue_database }}.churn_features
+FROM {{ params.glue_database }}.churn_features_staged
 WHERE dt = '{{ params.dt or ds }}'

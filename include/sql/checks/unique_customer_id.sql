@@ -2,5 +2,5 @@
 -- severity: error
 -- expect: value == 0
 SELECT count(*) - count(DISTINCT customer_id) AS value
-FROM {{ params.glue_database }}.churn_features
+FROM {{ params.glue_database }}.churn_features_staged
 WHERE dt = '{{ params.dt or ds }}'

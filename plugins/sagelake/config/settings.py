@@ -7,6 +7,7 @@ Airflow connection ``aws_default``; IAM roles are given by name and expanded to 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -15,6 +16,7 @@ GLUE_SCRIPT = INCLUDE_DIR / "glue" / "churn_features.py"
 SQL_DIR = INCLUDE_DIR / "sql"
 CHECKS_DIR = SQL_DIR / "checks"
 TRAINING_DIR = INCLUDE_DIR / "training"
+CONTRACTS_DIR = INCLUDE_DIR / "contracts"
 
 AWS_CONN_ID = "aws_default"
 
@@ -43,3 +45,12 @@ def default_params() -> dict[str, object]:
 def events_queue_url() -> str | None:
     """The SQS queue EventBridge delivers events to (``SAGELAKE_EVENTS_QUEUE_URL``); unset: no SQS path."""
     return os.environ.get("SAGELAKE_EVENTS_QUEUE_URL", "").strip() or None
+
+
+def partition_lease() -> timedelta:
+    """How long a run holds its partition's lock before another run may take it over (a killed run's
+    lock expires then; its own retries take it back at once): ``SAGELAKE_PARTITION_LEASE_MINUTES``, 120."""
+    raw = _env("SAGELAKE_PARTITION_LEASE_MINUTES", "120")
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"SAGELAKE_PARTITION_LEASE_MINUTES={raw!r} is not a whole number of minutes >= 1")
+    return timedelta(minutes=int(raw))

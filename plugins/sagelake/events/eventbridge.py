@@ -222,35 +222,3 @@ def message_bodies(asset_event_extras: list[Any]) -> list[str]:
             if isinstance(message, dict) and isinstance(message.get("Body"), str):
                 bodies.append(message["Body"])
     return bodies
-
-
-def object_created_event(
-    bucket: str, key: str, size: int, etag: str, *, region: str, account: str, time: datetime
-) -> dict[str, Any]:
-    """An S3 "Object Created" event exactly as EventBridge delivers it (used by the local demo)."""
-    import uuid
-
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": S3_OBJECT_CREATED,
-        "source": S3_SOURCE,
-        "account": account,
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": region,
-        "resources": [f"arn:aws:s3:::{bucket}"],
-        "detail": {
-            "version": "0",
-            "bucket": {"name": bucket},
-            "object": {
-                "key": key,
-                "size": size,
-                "etag": etag.strip('"'),
-                "sequencer": f"{int(time.timestamp() * 1e6):016X}",
-            },
-            "request-id": uuid.uuid4().hex[:16].upper(),
-            "requester": account,
-            "source-ip-address": "127.0.0.1",
-            "reason": "PutObject",
-        },
-    }

@@ -8,33 +8,17 @@ control plane. Table locations come from :class:`sagelake.lake.Lake` (the table 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from sagelake.aws_errors import has_code
+from sagelake.lake.contracts import Contract, load_contracts
 from sagelake.lake.layout import Lake, check_dt
 
 PARTITION_KEYS: list[dict[str, str]] = [{"Name": "dt", "Type": "string"}]
 
-RAW_CUSTOMERS_COLUMNS: list[tuple[str, str]] = [
-    ("customer_id", "string"),
-    ("signup_date", "date"),
-    ("plan", "string"),
-    ("monthly_fee", "double"),
-    ("age", "double"),
-    ("region", "string"),
-    ("support_tickets", "int"),
-    ("churned", "int"),
-]
-RAW_EVENTS_COLUMNS: list[tuple[str, str]] = [
-    ("event_id", "string"),
-    ("customer_id", "string"),
-    ("ts", "string"),
-    ("event_type", "string"),
-    ("amount", "double"),
-    ("duration_s", "double"),
-]
 CHURN_FEATURES_COLUMNS: list[tuple[str, str]] = [
     ("customer_id", "string"),
     ("plan", "string"),
@@ -51,6 +35,21 @@ CHURN_FEATURES_COLUMNS: list[tuple[str, str]] = [
     ("churned", "int"),
 ]
 QUARANTINE_COLUMNS: list[tuple[str, str]] = [("source", "string"), ("reason", "string"), ("record", "string")]
+# The scalar fields of the Glue job's metrics JSON (its nested counts stay in the file, unlisted).
+ETL_METRICS_COLUMNS: list[tuple[str, str]] = [
+    ("job_name", "string"),
+    ("customers_landed", "bigint"),
+    ("events_landed", "bigint"),
+    ("features_rows", "bigint"),
+    ("events_cleaned", "bigint"),
+    ("quarantined", "bigint"),
+    ("duplicates_dropped", "bigint"),
+    ("imputed_total", "bigint"),
+    ("schema_drift_columns", "bigint"),
+]
+# Tables written by the Glue job: published by write-audit-publish, each audited through a staged twin.
+PUBLISHED_TABLES = ("churn_quarantine", "etl_metrics", "churn_features")
+STAGED_SUFFIX = "_staged"
 
 TEXT_INPUT_FORMAT = "org.apache.hadoop.mapred.TextInputFormat"
 TEXT_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
@@ -90,9 +89,9 @@ def parquet_storage(columns: list[dict[str, str]], location: str) -> dict[str, A
     }
 
 
-def _text_storage(columns: list[tuple[str, str]], location: str, serde: str, params: dict[str, str]):
+def _text_storage(columns: list[dict[str, str]], location: str, serde: str, params: dict[str, str]):
     return {
-        "Columns": glue_columns(columns),
+        "Columns": columns,
         "Location": location,
         "InputFormat": TEXT_INPUT_FORMAT,
         "OutputFormat": TEXT_OUTPUT_FORMAT,
@@ -113,19 +112,26 @@ def _table(name: str, description: str, storage: dict[str, Any], params: dict[st
     }
 
 
-def table_inputs(lake: Lake) -> dict[str, dict[str, Any]]:
-    """Glue ``TableInput`` of every lake table, keyed by table name."""
+def table_inputs(lake: Lake, contracts: Mapping[str, Contract] | None = None) -> dict[str, dict[str, Any]]:
+    """Glue ``TableInput`` of every lake table, keyed by table name; raw tables' columns are their
+    contracts' (``include/contracts/`` unless given)."""
+    contracts = contracts if contracts is not None else load_contracts()
     customers = _text_storage(
-        RAW_CUSTOMERS_COLUMNS,
+        contracts["raw_customers"].glue_columns(),
         table_root(lake.raw_customers(_ANY_DT)),
         CSV_SERDE,
         {"field.delim": ",", "serialization.format": ","},
     )
-    events = _text_storage(RAW_EVENTS_COLUMNS, table_root(lake.raw_events(_ANY_DT)), JSON_SERDE, {})
+    events = _text_storage(
+        contracts["raw_events"].glue_columns(), table_root(lake.raw_events(_ANY_DT)), JSON_SERDE, {}
+    )
     features = parquet_storage(
         glue_columns(CHURN_FEATURES_COLUMNS), table_root(lake.curated_features(_ANY_DT))
     )
     quarantine = parquet_storage(glue_columns(QUARANTINE_COLUMNS), table_root(lake.quarantine(_ANY_DT)))
+    metrics = _text_storage(
+        glue_columns(ETL_METRICS_COLUMNS), table_root(lake.etl_metrics(_ANY_DT)), JSON_SERDE, {}
+    )
     tables = [
         _table(
             "raw_customers",
@@ -148,8 +154,30 @@ def table_inputs(lake: Lake) -> dict[str, dict[str, Any]]:
             quarantine,
             {"classification": "parquet"},
         ),
+        _table(
+            "etl_metrics",
+            "What the Glue ETL counted for a partition (JSON, one object per run).",
+            metrics,
+            {"classification": "json"},
+        ),
     ]
+    tables += [staged(table) for table in tables if table["Name"] in PUBLISHED_TABLES]
     return {table["Name"]: table for table in tables}
+
+
+def staged_table(table: str) -> str:
+    """The table the audit reads: ``churn_features`` → ``churn_features_staged``."""
+    return table + STAGED_SUFFIX
+
+
+def staged(table: dict[str, Any]) -> dict[str, Any]:
+    """The audit twin of a published table: same columns and format, its partitions are staged versions."""
+    twin = copy.deepcopy(table)
+    twin["Name"] = staged_table(table["Name"])
+    twin["Description"] = (
+        f"Staged versions of {table['Name']} under audit (write-audit-publish); not for readers."
+    )
+    return twin
 
 
 def ensure_database(glue: Any, database: str) -> None:
@@ -175,17 +203,31 @@ def ensure_tables(glue: Any, database: str, lake: Lake) -> list[str]:
     return names
 
 
-def register_partition(glue: Any, database: str, table: str, dt: str) -> str:
-    """Create or update partition ``dt`` of ``database.table``; returns its location (idempotent)."""
+def register_partition(
+    glue: Any,
+    database: str,
+    table: str,
+    dt: str,
+    *,
+    location: str | None = None,
+    parameters: dict[str, str] | None = None,
+) -> str:
+    """Create or update partition ``dt`` of ``database.table``; returns its location (idempotent).
+
+    The location defaults to ``<table location>/dt=<dt>/``; a versioned partition passes its own. Updating
+    an existing partition is one ``UpdatePartition`` call: readers see the old location or the new one.
+    """
     check_dt(dt)
     described = glue.get_table(DatabaseName=database, Name=table)["Table"]
     keys = [key["Name"] for key in described.get("PartitionKeys", [])]
     if keys != ["dt"]:
         raise ValueError(f"table {database}.{table} is partitioned by {keys}, not ['dt']: fix its definition")
     storage = copy.deepcopy(described["StorageDescriptor"])
-    location = storage["Location"].rstrip("/") + f"/dt={dt}/"
+    location = location or storage["Location"].rstrip("/") + f"/dt={dt}/"
     storage["Location"] = location
-    partition_input = {"Values": [dt], "StorageDescriptor": storage}
+    partition_input: dict[str, Any] = {"Values": [dt], "StorageDescriptor": storage}
+    if parameters:
+        partition_input["Parameters"] = dict(parameters)
     try:
         glue.create_partition(DatabaseName=database, TableName=table, PartitionInput=partition_input)
     except ClientError as error:

@@ -21,9 +21,9 @@ import threading
 from typing import Any
 
 from moto.core.utils import utcnow
+from moto.s3.responses import S3Response
 from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.models import FakeEndpoint, SageMakerModelBackend
-from moto.s3.responses import S3Response
 from moto.sagemaker.responses import SageMakerResponse
 
 _original_create_endpoint = SageMakerModelBackend.create_endpoint

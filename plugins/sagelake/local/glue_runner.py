@@ -9,7 +9,9 @@ Arguments are Glue job arguments exactly as ``GlueJobOperator(script_args=...)``
 * ``--output_*`` whose value is an ``s3://`` URI: the script gets an empty local directory instead. Only
   after the script exits 0 (and every output directory holds files) is each output's S3 prefix replaced:
   its existing objects are deleted, then every produced file except Spark's ``.crc`` checksums is uploaded
-  under the same relative path. On failure nothing is uploaded or deleted (:class:`GlueJobFailedError`).
+  under the same relative path. On failure nothing is uploaded or deleted (:class:`GlueJobFailedError`);
+  a script that exits with code 65 (``REJECTED_EXIT_CODE``) rejected its input, and its last printed line is
+  the reason (:class:`InputRejectedError`).
 * Every other argument passes through unchanged; ``--JOB_NAME`` (set by Glue itself on AWS) defaults to
   the script's file stem.
 * The script runs with ``work_dir`` as its working directory (Spark's scratch space goes there too).
@@ -70,6 +72,16 @@ class GlueJobFailedError(GlueRunError):
         super().__init__(message)
         self.returncode = returncode
         self.log_tail = log_tail
+
+
+class InputRejectedError(GlueJobFailedError):
+    """The script rejected its input (exit code :data:`REJECTED_EXIT_CODE`); the message is its reason.
+
+    The same input would be rejected again: callers should fail without retrying.
+    """
+
+
+REJECTED_EXIT_CODE = 65  # include/glue/churn_features.py's exit code for a rejected input or argument
 
 
 @dataclass
@@ -270,6 +282,11 @@ def _run_script(plan: _GluePlan, argv: dict[str, str], timeout_s: float | None) 
 def _check_outputs(plan: _GluePlan, returncode: int, tail: str, output_dirs: dict[str, Path]) -> None:
     """Raise :class:`GlueJobFailedError` unless the script exited 0 and wrote files into every output."""
     script = plan.script.name
+    if returncode == REJECTED_EXIT_CODE:
+        reason = tail.strip().splitlines()[-1] if tail.strip() else "no reason printed"
+        raise InputRejectedError(
+            f"Glue script {script} rejected its input; nothing was written to S3: {reason}", returncode, tail
+        )
     if returncode != 0:
         raise GlueJobFailedError(
             f"Glue script {script} failed with exit code {returncode}; nothing was written to S3. "

@@ -74,11 +74,11 @@ def package_version(package_arn: str) -> int:
     return int(tail)
 
 
-def sample_instances(s3: Any, lake: Lake, dt: str, n: int = 3) -> list[dict[str, Any]]:
-    """The first ``n`` feature rows (without id and label) of a curated partition, for a smoke test."""
+def sample_instances(s3: Any, location: str, n: int = 3) -> list[dict[str, Any]]:
+    """The first ``n`` feature rows (without id and label) of a curated partition's published location."""
     import pyarrow.parquet as pq
 
-    bucket, prefix = split_s3_uri(lake.curated_features(dt))
+    bucket, prefix = split_s3_uri(location.rstrip("/") + "/")
     keys = sorted(
         obj["Key"]
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
@@ -86,7 +86,7 @@ def sample_instances(s3: Any, lake: Lake, dt: str, n: int = 3) -> list[dict[str,
         if obj["Key"].endswith(".parquet")
     )
     if not keys:
-        raise FileNotFoundError(f"no Parquet files under {lake.curated_features(dt)}")
+        raise FileNotFoundError(f"no Parquet files under {location}")
     table = pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=keys[0])["Body"].read()))
     rows = table.slice(0, n).to_pylist()
     return [{k: v for k, v in row.items() if k not in ("customer_id", "churned", "dt")} for row in rows]

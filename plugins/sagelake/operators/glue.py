@@ -12,6 +12,7 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.sdk.exceptions import AirflowFailException
 
 from sagelake.config.target import is_local
 from sagelake.lake import catalog
@@ -43,17 +44,21 @@ class SagelakeGlueJobOperator(GlueJobOperator):
     On the ``local`` target :func:`sagelake.local.glue_runner.run_glue_script` stages the ``--input_*``
     prefixes, runs the script on local Spark and replaces the ``--output_*`` partitions, synchronously:
     ``deferrable``, ``wait_for_completion`` and the Glue job settings (``create_job_kwargs``, ``iam_role_*``,
-    ``num_of_dpus``…) have no effect, and the returned run id is ``local-<Airflow run id>``.
+    ``num_of_dpus``…) have no effect, and the returned run id is ``local-<Airflow run id>``. A script that
+    rejects its input (exit code 65) fails the task without retries, with the script's one-line reason.
     """
 
     def execute(self, context: Context) -> str | None:
         if not is_local():
             return super().execute(context)
-        from sagelake.local.glue_runner import run_glue_script
+        from sagelake.local.glue_runner import InputRejectedError, run_glue_script
 
         s3 = S3Hook(aws_conn_id=self.aws_conn_id, region_name=self.region_name).get_conn()
         with tempfile.TemporaryDirectory(prefix="sagelake-glue-") as work:
-            result = run_glue_script(Path(self.script_location), dict(self.script_args), s3, Path(work))
+            try:
+                result = run_glue_script(Path(self.script_location), dict(self.script_args), s3, Path(work))
+            except InputRejectedError as error:  # the same input is rejected again: no retry
+                raise AirflowFailException(str(error)) from error
         self.log.info("Local Glue run of %s finished in %.1fs", self.job_name, result.duration_s)
         for name, uris in result.outputs.items():
             self.log.info("%s: %d object(s) written", name, len(uris))

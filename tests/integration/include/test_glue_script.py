@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from devstack.datagen import generate_day
+from sagelake.lake.contracts import load_contracts, to_job_argument
 from sagelake.local.glue_runner import spark_env
 from tests.support.constants import GLUE_SCRIPT
 from tests.support.contract import FEATURES_SCHEMA
@@ -76,6 +77,7 @@ def job(tmp_path_factory):
     args = {
         "JOB_NAME": "churn_features_test",
         "dt": DT,
+        "contracts": to_job_argument(load_contracts()),
         "input_customers": str(root / "in" / "customers"),
         "input_events": str(root / "in" / "events"),
         **{name: str(root / "out" / name) for name in OUTPUTS},
@@ -243,6 +245,8 @@ def test_metrics_are_one_json_object_consistent_with_the_files(job):
     imputed = {"age": injected["missing_age"], "monthly_fee": injected["missing_monthly_fee"]}
     assert metrics["imputed"] == imputed
     assert metrics["imputed_total"] == injected["missing_age"] + injected["missing_monthly_fee"]
+    assert metrics["schema_drift"] == {"customers": [], "events": []} and metrics["schema_drift_columns"] == 0
+    assert metrics["input_files"] == {"customers": ["customers.csv"], "events": ["events.jsonl"]}
     dups, quar = metrics["duplicates_by_source"], metrics["quarantined_by_source"]
     assert metrics["customers_landed"] == metrics["features_rows"] + dups["customers"] + quar["customers"]
     assert metrics["events_landed"] == metrics["events_cleaned"] + dups["events"] + quar["events"]

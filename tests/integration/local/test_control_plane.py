@@ -14,7 +14,7 @@ from tests.support.constants import REGION, SAGEMAKER_ROLE_ARN
 
 @pytest.fixture()
 def sagemaker(aws_env):
-    return boto3.client("sagemaker", endpoint_url=aws_env, region_name="us-east-1")
+    return boto3.client("sagemaker", endpoint_url=aws_env, region_name=REGION)
 
 
 def make_config(client, name: str) -> None:

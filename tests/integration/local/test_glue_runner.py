@@ -13,8 +13,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from devstack.datagen import generate_day, land_day
+from sagelake.lake.contracts import load_contracts, to_job_argument
 from sagelake.lake.layout import Lake
-from sagelake.local.glue_runner import GlueJobFailedError, MissingInputError, run_glue_script
+from sagelake.local.glue_runner import (
+    GlueJobFailedError,
+    InputRejectedError,
+    MissingInputError,
+    run_glue_script,
+)
 from sagelake.local.java import JavaNotFoundError, find_java_home
 from tests.support.constants import GLUE_SCRIPT
 
@@ -179,6 +185,7 @@ def test_churn_job_through_the_runner_replaces_the_day(s3, bucket, tmp_path):
         s3.put_object(Bucket=bucket, Key=uri.split("/", 3)[3], Body=b"not from this run")
     args = {
         "--dt": DT,
+        "--contracts": to_job_argument(load_contracts()),
         "--input_customers": lake.raw_customers(DT),
         "--input_events": lake.raw_events(DT),
         "--output_features": lake.curated_features(DT),
@@ -284,5 +291,105 @@ def test_runner_reports_missing_java_before_touching_s3(no_java, s3, seeded, tmp
     before = snapshot(s3, seeded)
     script = write_script(tmp_path, COPY_SCRIPT)
     with pytest.raises(JavaNotFoundError):
+        run_glue_script(script, copy_args(seeded, tmp_path), s3, tmp_path / "work")
+    assert snapshot(s3, seeded) == before
+
+
+# A stand-in job that writes its output, says where it is, then hangs until it is killed.
+HANGING_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, time
+    args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+    open(os.path.join(args["--output_features"], "part-new.parquet"), "w").write("new version")
+    open(args["--marker"], "w").write(str(os.getpid()))
+    time.sleep(120)
+    """
+)
+KILLED_RUNNER = textwrap.dedent(
+    """
+    import sys, boto3
+    from pathlib import Path
+    from sagelake.local.glue_runner import run_glue_script
+    script, work, endpoint, output, marker = sys.argv[1:6]
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    run_glue_script(Path(script), {"--output_features": output, "--marker": marker}, s3, Path(work))
+    """
+)
+
+
+def test_a_killed_etl_leaves_the_published_version_intact(aws_env, s3, bucket, tmp_path) -> None:
+    """kill -9 of the worker running the local Glue job, mid-job: the published version, its bytes and what
+    the local Athena engine returns for it are unchanged; the new version never reached readers."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    import boto3
+    import pandas as pd
+
+    from sagelake.lake import catalog
+    from sagelake.lake.publish import publish, published_location, version_location
+    from sagelake.local.athena.engine import LocalAthenaEngine
+    from tests.support.constants import REGION, ROOT
+
+    glue = boto3.client("glue", endpoint_url=aws_env, region_name=REGION)
+    database = f"db_{bucket.replace('-', '_')}"
+    lake = Lake(bucket)
+    catalog.ensure_database(glue, database)
+    catalog.ensure_tables(glue, database, lake)
+    v1 = version_location(lake.curated_features(DT), "v1")
+    buffer = io.BytesIO()
+    pd.DataFrame({"customer_id": ["a", "b"], "churned": [0, 1]}).to_parquet(buffer, index=False)
+    s3.put_object(Bucket=bucket, Key=v1.split("/", 3)[3] + "part-0.parquet", Body=buffer.getvalue())
+    publish(glue, database, {"churn_features": v1}, DT, version="v1", fingerprint="f1", run_id="good")
+    before = snapshot(s3, bucket)
+
+    marker = tmp_path / "script.pid"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)])}
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            KILLED_RUNNER,
+            str(write_script(tmp_path, HANGING_SCRIPT)),
+            str(tmp_path / "work"),
+            aws_env,
+            version_location(lake.curated_features(DT), "v2"),
+            str(marker),
+        ],
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
+            assert worker.poll() is None, "the runner exited before the job started"
+            time.sleep(0.1)
+        assert marker.exists(), "the job never started"
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker, as the OOM killer or `kill -9` would
+        worker.wait()
+        if marker.exists() and marker.read_text():
+            os.killpg(int(marker.read_text()), signal.SIGKILL)  # its job, which runs in its own session
+
+    assert snapshot(s3, bucket) == before
+    assert published_location(glue, database, "churn_features", DT) == v1
+    with LocalAthenaEngine(
+        glue, s3_endpoint_url=aws_env, region=REGION, access_key_id="testing", secret_access_key="testing"
+    ) as engine:
+        result = engine.execute(f"SELECT count(*) FROM churn_features WHERE dt = '{DT}'", database)
+    assert result.rows == [(2,)]
+
+
+def test_a_script_that_rejects_its_input_is_reported_with_its_reason(seeded, s3, tmp_path) -> None:
+    before = snapshot(s3, seeded)
+    script = write_script(
+        tmp_path,
+        "import sys\nprint('raw_customers: in/a.csv: lacks column x', file=sys.stderr)\nsys.exit(65)\n",
+    )
+    with pytest.raises(
+        InputRejectedError, match="rejected its input.*raw_customers: in/a.csv: lacks column x"
+    ):
         run_glue_script(script, copy_args(seeded, tmp_path), s3, tmp_path / "work")
     assert snapshot(s3, seeded) == before

@@ -18,7 +18,7 @@ from sagelake.local.training_runner import (
 )
 from sagelake.ml.artifacts import package_source_dir, read_evaluation
 from sagelake.ml.aws_requests import training_request as build_training_request
-from tests.support.constants import SKLEARN_IMAGE, TRAINING_DIR
+from tests.support.constants import SAGEMAKER_ROLE_ARN, SKLEARN_IMAGE, TRAINING_DIR
 from tests.support.training_data import load_script, synthetic_features
 
 FEATURES_PREFIX = "curated/churn_features/dt=2024-01-01/"
@@ -43,7 +43,7 @@ def training_request(
     """The DAG's own CreateTrainingJob request (``sagelake.ml.aws_requests``), plus raw SDK-encoded extras."""
     request = build_training_request(
         job_name=job,
-        role="arn:aws:iam::123456789012:role/sagemaker",
+        role=SAGEMAKER_ROLE_ARN,
         image_uri=f"{SKLEARN_IMAGE}:1.4-2-cpu-py3",
         train_uri=train_uri,
         output_uri=f"s3://{bucket}/models/churn/",

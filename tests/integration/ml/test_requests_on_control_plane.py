@@ -6,7 +6,7 @@ from __future__ import annotations
 import boto3
 
 from tests.support.constants import REGION, ROOT
-from tests.support.pipeline import DT, rendered_task, training
+from tests.support.pipeline import DT, VERSION, rendered_task, training
 
 
 def test_glue_job_definition_and_run_are_accepted_by_the_control_plane(aws_env, bucket, monkeypatch) -> None:
@@ -27,7 +27,7 @@ def test_glue_job_definition_and_run_are_accepted_by_the_control_plane(aws_env, 
     uploaded = s3.get_object(Bucket=bucket, Key="artifacts/glue-scripts/churn_features.py")["Body"].read()
     assert uploaded == (ROOT / "include" / "glue" / "churn_features.py").read_bytes()
     recorded = glue.get_job_run(JobName=f"job-{bucket}", RunId=run["JobRunId"])["JobRun"]
-    assert recorded["Arguments"]["--output_features"].endswith(f"dt={DT}/")
+    assert recorded["Arguments"]["--output_features"].endswith(f"dt={DT}/version={VERSION}/")
 
 
 def test_quality_check_query_is_accepted_by_athena_on_the_control_plane(aws_env) -> None:
@@ -60,7 +60,7 @@ def test_training_request_is_accepted_by_the_control_plane(aws_env, s3, bucket, 
     role = iam.create_role(RoleName="sm-shape-test", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     request = {**training(bucket), "RoleArn": role}
     hook = SageMakerHook(aws_conn_id=None, region_name=REGION)
-    hook.create_training_job(request, wait_for_completion=False)
+    hook.create_training_job(request, wait_for_completion=False, print_log=False)
     described = hook.describe_training_job(request["TrainingJobName"])
     assert described["HyperParameters"] == request["HyperParameters"]
     assert (

@@ -20,6 +20,7 @@ def test_demo_summary_names_every_stage() -> None:
     text = format_summary(
         {
             "dt": "2026-11-26",
+            "version": "20261126T101500000000Z-abcd1234",
             "etl": {
                 "customers_landed": 10,
                 "events_landed": 90,
@@ -52,6 +53,7 @@ def test_demo_summary_names_every_stage() -> None:
     )
     for expected in (
         "dt=2026-11-26",
+        "published version 20261126T101500000000Z-abcd1234",
         "customers=10",
         "feature rows=9",
         "quarantined  11",

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from devstack import stack
+from tests.support.constants import ACCOUNT_ID
 
 
 def test_occupied_port_is_a_clear_error(tmp_path) -> None:
@@ -58,7 +59,7 @@ def test_stale_pid_file_is_ignored(tmp_path) -> None:
 
 def test_airflow_env_points_aws_default_at_the_local_services(tmp_path) -> None:
     s = stack.Stack(local_dir=tmp_path, ports=stack.Ports(control_plane=1111, endpoint=2222, airflow=3333))
-    env = stack.airflow_env(s, "the-key", "http://127.0.0.1:1111/123456789012/q")
+    env = stack.airflow_env(s, "the-key", f"http://127.0.0.1:1111/{ACCOUNT_ID}/q")
     conn = json.loads(env["AIRFLOW_CONN_AWS_DEFAULT"])
     assert conn["conn_type"] == "aws"
     assert conn["extra"]["endpoint_url"] == "http://127.0.0.1:1111"
@@ -69,7 +70,7 @@ def test_airflow_env_points_aws_default_at_the_local_services(tmp_path) -> None:
     assert env["AIRFLOW__API__PORT"] == "3333"
     assert env["SAGELAKE_TARGET"] == "local"
     assert json.loads(env["AIRFLOW_CONN_EVENTBRIDGE_WEBHOOK"])["password"] == "the-key"
-    assert env["SAGELAKE_EVENTS_QUEUE_URL"] == "http://127.0.0.1:1111/123456789012/q"
+    assert env["SAGELAKE_EVENTS_QUEUE_URL"] == f"http://127.0.0.1:1111/{ACCOUNT_ID}/q"
 
 
 def test_webhook_key_is_generated_once_private_and_kept(tmp_path) -> None:

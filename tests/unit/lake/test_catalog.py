@@ -11,7 +11,8 @@ from sagelake.lake.layout import Lake
 def test_table_inputs_match_the_lake_layout_and_contract() -> None:
     lake = Lake("my-bucket")
     inputs = catalog.table_inputs(lake)
-    assert set(inputs) == {"raw_customers", "raw_events", "churn_features", "churn_quarantine"}
+    published = {"churn_features", "churn_quarantine", "etl_metrics"}
+    assert set(inputs) == {"raw_customers", "raw_events"} | published | {f"{t}_staged" for t in published}
     assert inputs["raw_customers"]["StorageDescriptor"]["Location"] == "s3://my-bucket/raw/customers/"
     assert inputs["raw_events"]["StorageDescriptor"]["Location"] == "s3://my-bucket/raw/events/"
     assert (
@@ -65,6 +66,20 @@ def test_table_inputs_match_the_lake_layout_and_contract() -> None:
         ("reason", "string"),
         ("record", "string"),
     ]
+    metrics = inputs["etl_metrics"]["StorageDescriptor"]
+    assert metrics["Location"] == "s3://my-bucket/metrics/etl/"
+    assert ("schema_drift_columns", "bigint") in [(c["Name"], c["Type"]) for c in metrics["Columns"]]
+    assert "dt" not in [c["Name"] for c in metrics["Columns"]]  # the partition key, not a column
+
+
+def test_every_published_table_has_a_staged_twin_for_the_audit() -> None:
+    inputs = catalog.table_inputs(Lake("b"))
+    for table in catalog.PUBLISHED_TABLES:
+        twin = inputs[catalog.staged_table(table)]
+        assert twin["StorageDescriptor"] == inputs[table]["StorageDescriptor"]
+        assert twin["PartitionKeys"] == inputs[table]["PartitionKeys"]
+        assert "not for readers" in twin["Description"]
+    assert catalog.PUBLISHED_TABLES[-1] == "churn_features"  # published last: readers' table switches last
 
 
 def test_table_inputs_are_fresh_copies() -> None:

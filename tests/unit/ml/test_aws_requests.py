@@ -14,7 +14,7 @@ from sagelake.ml.aws_requests import (
     model_package_extras,
 )
 from tests.support.constants import ROOT
-from tests.support.pipeline import DT, RUN_ID, rendered_task, training, validate
+from tests.support.pipeline import DT, RUN_ID, VERSION, rendered_task, training, validate
 
 
 def test_training_request_is_a_valid_script_mode_create_training_job() -> None:
@@ -74,8 +74,12 @@ def test_glue_job_task_renders_arguments_for_the_run_partition() -> None:
     args = task.script_args
     assert args["--dt"] == DT
     assert args["--input_events"] == f"s3://sagelake-lake/raw/events/dt={DT}/"
-    assert args["--output_features"] == f"s3://sagelake-lake/curated/churn_features/dt={DT}/"
+    # outputs go to this attempt's version of the partition, never to what readers see
+    assert (
+        args["--output_features"] == f"s3://sagelake-lake/curated/churn_features/dt={DT}/version={VERSION}/"
+    )
     assert all(f"dt={DT}/" in v for k, v in args.items() if k.startswith(("--input_", "--output_")))
+    assert all(v.endswith(f"/version={VERSION}/") for k, v in args.items() if k.startswith("--output_"))
     assert Path(task.script_location) == ROOT / "include" / "glue" / "churn_features.py"
     validate("glue", "StartJobRun", {"JobName": task.job_name, "Arguments": args})
     validate(

@@ -12,7 +12,7 @@ from airflow.providers.amazon.aws.hooks.glue import GlueJobHook
 from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.triggers.glue import GlueJobCompleteTrigger
-from airflow.sdk.exceptions import AirflowException, TaskDeferred
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 from botocore.exceptions import ClientError
 
 from sagelake.lake import catalog
@@ -83,6 +83,16 @@ class TestSagelakeGlueJobOperator:
         assert run_id == "local-manual__1"
         assert runs == [(GLUE_SCRIPT, SCRIPT_ARGS)]
         initialize_job.assert_not_called()
+
+    def test_a_rejected_input_fails_locally_without_retries(self, aws_target, monkeypatch, context) -> None:
+        monkeypatch.setenv("SAGELAKE_TARGET", "local")
+
+        def run_glue_script(script: Path, args: dict, s3: Any, work: Path) -> GlueRunResult:
+            raise glue_runner.InputRejectedError("raw_customers: s3://lake/c.csv: lacks column 'age'", 65, "")
+
+        monkeypatch.setattr(glue_runner, "run_glue_script", run_glue_script)
+        with mock.patch.object(S3Hook, "get_conn"), pytest.raises(AirflowFailException, match="lacks column"):
+            glue_job().execute(context)
 
     def test_template_fields(self, render) -> None:
         op = render(

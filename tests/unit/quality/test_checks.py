@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -174,5 +175,6 @@ def test_shipped_checks_parse() -> None:
     assert len(specs) >= 5
     assert any(s.severity == "warn" for s in specs)
     for spec in specs:
-        assert "{{ params.glue_database }}.churn_features" in spec.sql
+        # every check audits a staged version (write-audit-publish), never what readers already see
+        assert re.search(r"\{\{ params\.glue_database \}\}\.\w+_staged\b", spec.sql), spec.name
         assert "dt = '{{ params.dt or ds }}'" in spec.sql  # the run's partition: conf dt, else logical date
