@@ -485,13 +485,14 @@ REJECTED = {
 
 
 @pytest.mark.parametrize("case", list(REJECTED))
-def test_bad_input_fails_with_one_line_naming_the_file_and_writes_nothing(script, tmp_path, case):
+def test_bad_input_fails_with_one_line_naming_the_file_and_writes_nothing(script, tmp_path, case, capsys):
     customers, events, named, problem = REJECTED[case]
     args = land(tmp_path, {"customers": customers, "events": events})
     args["contracts"] = contracts_argument()
     with pytest.raises(SystemExit) as exit:
         script.main(["churn_features.py", *argv(args)])
-    message = str(exit.value.code)
+    assert exit.value.code == script.REJECTED_EXIT_CODE
+    message = capsys.readouterr().err.splitlines()[-1]
     source = "events" if named.startswith("events") else "customers"
     path = Path(args[f"input_{source}"], named) if named else Path(args[f"input_{source}"])
     assert "\n" not in message
@@ -594,14 +595,15 @@ def test_s3_inputs_are_listed_and_checked_through_boto3(script, s3, bucket, aws_
         ),
     ],
 )
-def test_a_bad_contracts_argument_fails_before_reading(script, tmp_path, contracts, message):
+def test_a_bad_contracts_argument_fails_before_reading(script, tmp_path, contracts, message, capsys):
     args = land(
         tmp_path, {"customers": {"customers.csv": CLEAN_CUSTOMERS}, "events": {"e.jsonl": CLEAN_EVENTS}}
     )
     args["contracts"] = contracts
     with pytest.raises(SystemExit) as exit:
         script.main(["churn_features.py", *argv(args)])
-    assert str(exit.value.code).startswith(message)
+    assert exit.value.code == script.REJECTED_EXIT_CODE
+    assert capsys.readouterr().err.splitlines()[-1].startswith(message)
 
 
 @pytest.mark.spark
