@@ -8,9 +8,9 @@ partition there, with the event under `event`). Readers never see a partition be
    `raw/events/dt=…/events.jsonl*` (`.gz` too).
 2. **claim_partition** — one run per partition: a lease in S3 (`locks/churn_prepare/dt=….json`); another
    run of the same day (the day's second file, the schedule, a backfill) waits here until it is released.
-3. **plan_partition** — a new version id for this attempt, and the fingerprint of the raw objects and the
-   code; **process_or_skip** ends the run here (**input_unchanged**) if that fingerprint is already published
-   (param `reprocess` forces the work).
+3. **plan_partition** — a new version id for this attempt, registered as partition `dt` of the `*_staged`
+   tables the checks read, and the fingerprint of the raw objects and the code; it ends the run at
+   **input_unchanged** if that fingerprint is already published (param `reprocess` forces the work).
 4. **register_raw_partitions** — Glue Data Catalog tables (as code; raw columns from the contracts in
    `include/contracts/`) and the day's raw partitions.
 5. **glue_churn_features** — the Glue job `include/glue/churn_features.py` checks every raw file against
@@ -18,14 +18,13 @@ partition there, with the event under `event`). Readers never see a partition be
    match its name fails before anything is written; added columns are reported as schema drift), cleans,
    quarantines and aggregates into `…/dt=…/version=<version>/` of each output, a location nobody reads yet.
    On the local target it runs on local Spark.
-6. **stage_for_audit** — registers that version as partition `dt` of the `*_staged` tables.
-7. **check_*** — the Athena checks of `include/sql/checks/` audit the staged version; a failing `error`
+6. **check_*** — the Athena checks of `include/sql/checks/` audit the staged version; a failing `error`
    check fails the run and nothing is published.
-8. **publish_partition** — switches partition `dt` of `churn_quarantine`, `etl_metrics` and, last,
+7. **publish_partition** — switches partition `dt` of `churn_quarantine`, `etl_metrics` and, last,
    `churn_features` to the audited version (one `UpdatePartition` each), then emits the `churn_features`
    asset event (`extra`: `dt`, `version`, `location`) that starts `churn_train_deploy`.
-9. **clean_up_versions** and **release_partition** (teardowns, run whatever happened) — delete the day's
-   staged and superseded versions, never the published one, and free the partition.
+8. **finish_partition** (a teardown: it runs whatever happened) — deletes the day's staged and superseded
+   versions, never the published one, and frees the partition.
 
 Re-runs and backfills are safe: a failed or killed run leaves the published version untouched.
 """
@@ -53,7 +52,7 @@ from sagelake.quality.checks import load_checks
 CURATED = curated_features()
 DT = "{{ params.dt or ds }}"  # an event's partition (conf "dt"), else the logical date's
 LAKE = "s3://{{ params.bucket }}"
-VERSION = "{{ ti.xcom_pull(task_ids='plan_partition')['version'] }}"
+VERSION = "{{ ti.xcom_pull(task_ids='plan_partition', key='plan')['version'] }}"
 LOCKED_DATASET = "churn_prepare"
 
 
@@ -75,30 +74,34 @@ def claim_partition(dt: str, params: dict[str, Any], run_id: str) -> PokeReturnV
     return PokeReturnValue(is_done=claim.acquired, xcom_value=run_id)
 
 
-@task
-def plan_partition(dt: str, params: dict[str, Any], run_id: str) -> dict[str, Any]:
-    """This attempt's version, the input fingerprint, and whether that input is already published."""
+@task.branch
+def plan_partition(dt: str, params: dict[str, Any], run_id: str, ti: Any = None) -> str:
+    """Plan this attempt (XCom ``plan``): a new version, staged for the audit; the input fingerprint.
+
+    Ends the run at ``input_unchanged`` when the published version came from the same input and code
+    (unless ``reprocess``).
+    """
     from sagelake.config.settings import CONTRACTS_DIR
+    from sagelake.lake import catalog
     from sagelake.lake.layout import Lake
-    from sagelake.lake.publish import input_fingerprint, new_version, published
+    from sagelake.lake.publish import input_fingerprint, new_version, published, stage, version_location
 
     s3, glue = clients()
-    lake = Lake(params["bucket"])
+    lake, database = Lake(params["bucket"]), params["glue_database"]
     code = [GLUE_SCRIPT.read_bytes(), *(path.read_bytes() for path in sorted(CONTRACTS_DIR.glob("*.json")))]
     fingerprint = input_fingerprint(s3, [lake.raw_customers(dt), lake.raw_events(dt)], code)
-    current = published(glue, params["glue_database"], "churn_features", dt)
-    return {
-        "version": new_version(run_id, datetime.now(UTC)),
-        "fingerprint": fingerprint,
-        "published_version": current.version if current else None,
-        "unchanged": current is not None and current.fingerprint == fingerprint,
-    }
-
-
-@task.branch
-def process_or_skip(plan: dict[str, Any], params: dict[str, Any]) -> str:
-    """Skip the work when the published version came from the same input and code (unless reprocessing)."""
-    return "input_unchanged" if plan["unchanged"] and not params["reprocess"] else "register_raw_partitions"
+    current = published(glue, database, "churn_features", dt)
+    version = new_version(run_id, datetime.now(UTC))
+    catalog.ensure_database(glue, database)
+    catalog.ensure_tables(glue, database, lake)
+    partitions = output_partitions(params["bucket"], dt)
+    locations = {t: version_location(partitions[t], version) for t in catalog.PUBLISHED_TABLES}
+    stage(glue, database, locations, dt)  # the checks read these; readers never do
+    ti.xcom_push(key="plan", value={"version": version, "fingerprint": fingerprint, "locations": locations})
+    if current is not None and current.fingerprint == fingerprint and not params["reprocess"]:
+        print(f"dt={dt}: version {current.version} was published from the same input and code")
+        return "input_unchanged"
+    return "register_raw_partitions"
 
 
 def output_partitions(bucket: str, dt: str) -> dict[str, str]:
@@ -114,69 +117,43 @@ def output_partitions(bucket: str, dt: str) -> dict[str, str]:
     }
 
 
-@task
-def stage_for_audit(dt: str, plan: dict[str, Any], params: dict[str, Any]) -> dict[str, str]:
-    """Register the staged version as partition ``dt`` of the ``*_staged`` tables the checks read."""
-    from sagelake.lake.catalog import PUBLISHED_TABLES
-    from sagelake.lake.publish import stage, version_location
-
-    _, glue = clients()
-    partitions = output_partitions(params["bucket"], dt)
-    locations = {t: version_location(partitions[t], plan["version"]) for t in PUBLISHED_TABLES}
-    return stage(glue, params["glue_database"], locations, dt)
-
-
 @task(outlets=[CURATED])
 def publish_partition(
-    dt: str, plan: dict[str, Any], params: dict[str, Any], run_id: str, outlet_events: Any = None
+    dt: str, params: dict[str, Any], run_id: str, ti: Any = None, outlet_events: Any = None
 ) -> dict[str, str]:
     """Switch the readers' partitions to the audited version, then announce it to the training DAG."""
-    from sagelake.lake.catalog import PUBLISHED_TABLES
-    from sagelake.lake.publish import publish, version_location
+    from sagelake.lake.publish import publish
 
     _, glue = clients()
-    partitions = output_partitions(params["bucket"], dt)
-    locations = {t: version_location(partitions[t], plan["version"]) for t in PUBLISHED_TABLES}
+    plan = ti.xcom_pull(task_ids="plan_partition", key="plan")
     publish(
         glue,
         params["glue_database"],
-        locations,
+        plan["locations"],
         dt,
         version=plan["version"],
         fingerprint=plan["fingerprint"],
         run_id=run_id,
     )
-    announced = {"dt": dt, "version": plan["version"], "location": locations["churn_features"]}
+    announced = {"dt": dt, "version": plan["version"], "location": plan["locations"]["churn_features"]}
     outlet_events[CURATED].extra = announced
     return announced
 
 
 @task
-def clean_up_versions(dt: str, params: dict[str, Any]) -> list[str]:
-    """Delete the day's staged and superseded versions; the published one is read from the catalog now."""
+def finish_partition(dt: str, params: dict[str, Any], run_id: str) -> list[str]:
+    """Delete the day's staged and superseded versions (never the one the catalog publishes now), then
+    free the partition for the next run of the same day."""
+    from sagelake.lake.partition_lock import lock_key, release
     from sagelake.lake.publish import clean_versions
 
     s3, glue = clients()
-    deleted = clean_versions(
-        s3,
-        glue,
-        params["glue_database"],
-        output_partitions(params["bucket"], dt),
-        dt,
-        anchor="churn_features",
-    )
+    partitions = output_partitions(params["bucket"], dt)
+    deleted = clean_versions(s3, glue, params["glue_database"], partitions, dt, anchor="churn_features")
     for folder in deleted:
         print(f"deleted {folder}")
+    release(s3, params["bucket"], lock_key(LOCKED_DATASET, dt), run_id)
     return deleted
-
-
-@task
-def release_partition(dt: str, params: dict[str, Any], run_id: str) -> bool:
-    """Free the partition for the next run of the same day."""
-    from sagelake.lake.partition_lock import lock_key, release
-
-    s3, _ = clients()
-    return release(s3, params["bucket"], lock_key(LOCKED_DATASET, dt), run_id)
 
 
 @dag(
@@ -254,12 +231,10 @@ def churn_prepare() -> None:
         for spec in load_checks(CHECKS_DIR)  # a malformed check file fails the DAG import, naming it
     ]
     unchanged = EmptyOperator(task_id="input_unchanged")
-    published = publish_partition(DT, plan)
-    cleanup = clean_up_versions(DT).as_teardown(setups=claim)
-    release = release_partition(DT).as_teardown(setups=claim)
+    finish = finish_partition(DT).as_teardown(setups=claim)
 
-    wait_for_raw >> claim >> plan >> process_or_skip(plan) >> [register_raw, unchanged]
-    register_raw >> etl >> stage_for_audit(DT, plan) >> checks >> published >> cleanup >> release
+    wait_for_raw >> claim >> plan >> [register_raw, unchanged]
+    register_raw >> etl >> checks >> publish_partition(DT) >> finish
 
 
 churn_prepare()

@@ -18,8 +18,8 @@ VERSION = "20261126T000000000000Z-abcd1234"  # what plan_partition returns for a
 class PlannedRun:
     """The task instance of a rendered task: ``plan_partition``'s XCom holds this run's version."""
 
-    def xcom_pull(self, task_ids: str | None = None, **_: object) -> dict:
-        assert task_ids == "plan_partition", f"unexpected xcom_pull of {task_ids!r}"
+    def xcom_pull(self, task_ids: str | None = None, key: str = "return_value", **_: object) -> dict:
+        assert (task_ids, key) == ("plan_partition", "plan"), f"unexpected xcom_pull of {task_ids!r}/{key!r}"
         return {"version": VERSION}
 
 
