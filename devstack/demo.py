@@ -134,11 +134,7 @@ def start_stack() -> DemoClients:
     print(f"starting the local stack in {stack.local_dir} …", flush=True)
     local_stack.up(stack)
     params = default_params()
-    session = boto3.Session(
-        aws_access_key_id=local_stack.LOCAL_KEY_ID,
-        aws_secret_access_key=local_stack.LOCAL_SECRET,
-        region_name=local_stack.REGION,
-    )
+    session = local_stack.boto3_session()
     return DemoClients(
         stack=stack,
         session=session,

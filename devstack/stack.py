@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sagelake.config.settings import PROJECT_ROOT
 from sagelake.local.java import JavaNotFoundError
@@ -110,6 +111,15 @@ def aws_env() -> dict[str, str]:
         "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET,
         "AWS_DEFAULT_REGION": REGION,
     }
+
+
+def boto3_session() -> Any:
+    """A boto3 session with the local stack's placeholder credentials and region."""
+    import boto3
+
+    return boto3.Session(
+        aws_access_key_id=LOCAL_KEY_ID, aws_secret_access_key=LOCAL_SECRET, region_name=REGION
+    )
 
 
 def webhook_key(stack: Stack) -> str:
@@ -229,14 +239,11 @@ def bootstrap_control_plane(
 
     Returns the queue's URL.
     """
-    import boto3
     from botocore.exceptions import ClientError
 
     from sagelake.aws_errors import has_code
 
-    session = boto3.Session(
-        aws_access_key_id=LOCAL_KEY_ID, aws_secret_access_key=LOCAL_SECRET, region_name=REGION
-    )
+    session = boto3_session()
     s3 = session.client("s3", endpoint_url=control_plane_url)
     try:
         s3.create_bucket(Bucket=bucket)

@@ -11,7 +11,6 @@ import json
 import time
 from datetime import UTC, datetime
 
-import boto3
 import pytest
 
 from tests.support.constants import ACCOUNT_ID
@@ -33,11 +32,7 @@ def live(tmp_path_factory: pytest.TempPathFactory):
     )
     try:
         local_stack.up(stack)
-        session = boto3.Session(
-            aws_access_key_id=local_stack.LOCAL_KEY_ID,
-            aws_secret_access_key=local_stack.LOCAL_SECRET,
-            region_name=local_stack.REGION,
-        )
+        session = local_stack.boto3_session()
         yield {
             "stack": stack,
             "api": AirflowApi(stack.airflow_url, local_stack.LOCAL_USER, local_stack.LOCAL_PASSWORD),
