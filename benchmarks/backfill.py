@@ -13,10 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -32,12 +30,6 @@ from sagelake.lake.layout import Lake  # noqa: E402
 from sagelake.lake.publish import published  # noqa: E402
 
 WAP_TASKS = ("claim_partition", "plan_partition", "publish_partition", "finish_partition")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def when(text: str) -> datetime:
@@ -72,10 +64,7 @@ def main() -> int:
 
     first = date.fromisoformat(args.first_day)
     days = [(first + timedelta(days=i)).isoformat() for i in range(args.days)]
-    stack = local_stack.Stack(
-        local_dir=Path(tempfile.mkdtemp(prefix="sagelake-bench-")),
-        ports=local_stack.Ports(control_plane=free_port(), endpoint=free_port(), airflow=free_port()),
-    )
+    stack = local_stack.throwaway_stack("sagelake-bench-")
     params = default_params()
     try:
         local_stack.up(stack)

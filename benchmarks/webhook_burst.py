@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -29,12 +27,6 @@ sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 from devstack import stack as local_stack  # noqa: E402
 from devstack.airflow_api import AirflowApi  # noqa: E402
 from devstack.webhook_client import deliver, object_created_event  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def event_for(key: str) -> dict:
@@ -87,10 +79,7 @@ def main() -> int:
     parser.add_argument("--replays", type=int, default=20)
     args = parser.parse_args()
 
-    stack = local_stack.Stack(
-        local_dir=Path(tempfile.mkdtemp(prefix="sagelake-bench-")),
-        ports=local_stack.Ports(control_plane=free_port(), endpoint=free_port(), airflow=free_port()),
-    )
+    stack = local_stack.throwaway_stack("sagelake-bench-")
     try:
         local_stack.up(stack)
         api = AirflowApi(stack.airflow_url, local_stack.LOCAL_USER, local_stack.LOCAL_PASSWORD)

@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -168,6 +169,19 @@ def airflow_env(stack: Stack, webhook_api_key: str, events_queue_url: str) -> di
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         **aws_env(),
     }
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def throwaway_stack(prefix: str = "sagelake-") -> Stack:
+    """A stack in a new temp dir on free ports (benchmarks and tests; ``make demo``'s stack is untouched)."""
+    ports = Ports(control_plane=free_port(), endpoint=free_port(), airflow=free_port())
+    return Stack(local_dir=Path(tempfile.mkdtemp(prefix=prefix)), ports=ports)
 
 
 def port_in_use(port: int) -> bool:
