@@ -19,7 +19,8 @@ partition there, with the event under `event`). Readers never see a partition be
    quarantines and aggregates into `…/dt=…/version=<version>/` of each output, a location nobody reads yet.
    On the local target it runs on local Spark.
 6. **check_*** — the Athena checks of `include/sql/checks/` audit the staged version; a failing `error`
-   check fails the run and nothing is published.
+   check fails the run and nothing is published. Each verdict, with the bytes its query scanned, is a
+   row of the `quality_results` table (partition `dt`; a re-run replaces its own rows).
 7. **publish_partition** — switches partition `dt` of `churn_quarantine`, `etl_metrics` and, last,
    `churn_features` to the audited version (one `UpdatePartition` each), then emits the `churn_features`
    asset event (`extra`: `dt`, `version`, `location`) that starts `churn_train_deploy`.
@@ -224,6 +225,9 @@ def churn_prepare() -> None:
             database="{{ params.glue_database }}",
             output_location=f"{LAKE}/athena-results/",
             workgroup="{{ params.athena_workgroup }}",
+            dt=DT,
+            version=VERSION,
+            results_bucket="{{ params.bucket }}",  # every verdict is a row of quality_results
             deferrable=True,
             sleep_time=5,
             retries=0,

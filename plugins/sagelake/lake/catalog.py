@@ -47,6 +47,20 @@ ETL_METRICS_COLUMNS: list[tuple[str, str]] = [
     ("imputed_total", "bigint"),
     ("schema_drift_columns", "bigint"),
 ]
+# One row per check run (sagelake.quality.results), appended by the quality-check tasks.
+QUALITY_RESULTS_COLUMNS: list[tuple[str, str]] = [
+    ("check_name", "string"),
+    ("description", "string"),
+    ("value", "double"),
+    ("threshold", "string"),
+    ("severity", "string"),
+    ("verdict", "string"),
+    ("dag_id", "string"),
+    ("run_id", "string"),
+    ("version", "string"),
+    ("bytes_scanned", "bigint"),
+    ("checked_at", "string"),
+]
 # Tables written by the Glue job: published by write-audit-publish, each audited through a staged twin.
 PUBLISHED_TABLES = ("churn_quarantine", "etl_metrics", "churn_features")
 STAGED_SUFFIX = "_staged"
@@ -132,6 +146,9 @@ def table_inputs(lake: Lake, contracts: Mapping[str, Contract] | None = None) ->
     metrics = _text_storage(
         glue_columns(ETL_METRICS_COLUMNS), table_root(lake.etl_metrics(_ANY_DT)), JSON_SERDE, {}
     )
+    results = _text_storage(
+        glue_columns(QUALITY_RESULTS_COLUMNS), table_root(lake.quality_results(_ANY_DT)), JSON_SERDE, {}
+    )
     tables = [
         _table(
             "raw_customers",
@@ -158,6 +175,12 @@ def table_inputs(lake: Lake, contracts: Mapping[str, Contract] | None = None) ->
             "etl_metrics",
             "What the Glue ETL counted for a partition (JSON, one object per run).",
             metrics,
+            {"classification": "json"},
+        ),
+        _table(
+            "quality_results",
+            "Every quality check's verdict: check, value, threshold, severity, verdict, run (JSON lines).",
+            results,
             {"classification": "json"},
         ),
     ]

@@ -47,6 +47,9 @@ class Lake:
     def etl_metrics(self, dt: str) -> str:
         return self.uri(f"metrics/etl/dt={check_dt(dt)}/")
 
+    def quality_results(self, dt: str) -> str:
+        return self.uri(f"metrics/quality/dt={check_dt(dt)}/")
+
     def athena_results(self) -> str:
         return self.uri("athena-results/")
 

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.operators.athena import AthenaOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from sagelake.config.target import is_local
-from sagelake.lake.layout import split_s3_uri
+from sagelake.lake.layout import Lake, split_s3_uri
 from sagelake.quality import checks as quality
+from sagelake.quality import results as quality_results
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -54,31 +59,60 @@ class QualityCheckOperator(AthenaOperator):
     computed from ``GetQueryResults``. On the ``local`` target the rendered SQL runs synchronously on DuckDB
     (the local Athena engine, ``LocalAthenaEngine``) against the local Glue catalog, and the result CSV is
     written to ``output_location`` as Athena would; ``deferrable``, ``workgroup`` and ``catalog`` have no
-    effect there.
+    effect there (``bytes_scanned_cutoff`` stands in for the workgroup's limit).
+
+    The bytes the query scanned are logged and returned with the verdict (Athena's ``DataScannedInBytes``;
+    locally the size of the files read). With ``results_bucket`` and ``dt``, the verdict is also recorded
+    as a row of the ``quality_results`` table (:mod:`sagelake.quality.results`), failed checks included.
 
     :param check_file: the check's ``.sql`` file; its header comments declare the expectation and severity
         (see :mod:`sagelake.quality.checks`) and its body becomes ``query``.
+    :param dt: the partition the check audits, the ``dt`` of its ``quality_results`` row. (templated)
+    :param results_bucket: the lake bucket whose ``quality_results`` table records the verdict; None
+        records nothing. (templated)
+    :param version: the staged version the check audits, recorded with the verdict. (templated)
+    :param bytes_scanned_cutoff: local target only: fail a query that would scan more (the workgroup's
+        ``BytesScannedCutoffPerQuery``); None: no limit.
     """
 
-    def __init__(self, *, check_file: Path, **kwargs: Any) -> None:
+    template_fields: Sequence[str] = (*AthenaOperator.template_fields, "dt", "results_bucket", "version")
+
+    def __init__(
+        self,
+        *,
+        check_file: Path,
+        dt: str | None = None,
+        results_bucket: str | None = None,
+        version: str | None = None,
+        bytes_scanned_cutoff: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.check_file = Path(check_file)
+        self.dt = dt
+        self.results_bucket = results_bucket
+        self.version = version
+        self.bytes_scanned_cutoff = bytes_scanned_cutoff
+        self.bytes_scanned: int | None = None
         super().__init__(query=f"checks/{self.check_file.name}", **kwargs)
 
     def execute(self, context: Context) -> dict[str, Any]:
         if not is_local():
             query_execution_id = super().execute(context)
-            return self._evaluate(*self._athena_results(query_execution_id))
+            return self._evaluate(context, *self._athena_results(query_execution_id))
         columns, rows = self._run_locally()
-        return self._evaluate(columns, rows)
+        return self._evaluate(context, columns, rows)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         query_execution_id = super().execute_complete(context, event)
-        return self._evaluate(*self._athena_results(query_execution_id))
+        return self._evaluate(context, *self._athena_results(query_execution_id))
 
     def _athena_results(self, query_execution_id: str | None) -> tuple[list[str], list[tuple]]:
         response = self.hook.get_query_results(query_execution_id) if query_execution_id else None
         if response is None:  # the hook answers None for a query that did not succeed
             raise AirflowException(f"no results for Athena query {query_execution_id}")
+        info = self.hook.get_query_info(query_execution_id)
+        scanned = info.get("QueryExecution", {}).get("Statistics", {}).get("DataScannedInBytes")
+        self.bytes_scanned = int(scanned) if scanned is not None else None
         return rows_from_athena_results(response)
 
     def _run_locally(self) -> tuple[list[str], list[tuple]]:
@@ -94,8 +128,10 @@ class QualityCheckOperator(AthenaOperator):
             access_key_id=access.access_key_id,
             secret_access_key=access.secret_access_key,
             session_token=access.session_token,
+            bytes_scanned_cutoff=self.bytes_scanned_cutoff,
         ) as engine:
             result = engine.execute(self.query, self.database)
+        self.bytes_scanned = result.bytes_scanned
         if self.output_location:
             self.query_execution_id = str(uuid.uuid4())
             bucket, prefix = split_s3_uri(self.output_location.rstrip("/") + "/")
@@ -104,15 +140,34 @@ class QualityCheckOperator(AthenaOperator):
             self.log.info("Local query %s results in %s", self.query_execution_id, self.output_location)
         return result.columns, result.rows
 
-    def _evaluate(self, columns: list[str], rows: list[tuple]) -> dict[str, Any]:
+    def _evaluate(self, context: Context, columns: list[str], rows: list[tuple]) -> dict[str, Any]:
         result, failure = check_verdict(self.check_file, columns, rows)
         self.log.info(
-            "check %s: value=%s expect %s → %s",
+            "check %s: value=%s expect %s → %s (%s bytes scanned)",
             result.name,
             result.value,
             result.expectation,
             "PASS" if result.passed else "FAIL",
+            self.bytes_scanned,
         )
+        if self.results_bucket and self.dt:
+            self._record(context, result)
         if failure:
             raise AirflowFailException(failure)  # no retry: the data is wrong, not the run
-        return result.as_dict()
+        return {**result.as_dict(), "bytes_scanned": self.bytes_scanned}
+
+    def _record(self, context: Context, result: quality.CheckResult) -> None:
+        """Append the verdict to the ``quality_results`` table (one row per check and run)."""
+        row = quality_results.result_row(
+            quality.load_check(self.check_file),
+            result,
+            dag_id=self.dag_id,
+            run_id=context["run_id"],
+            version=self.version,
+            bytes_scanned=self.bytes_scanned,
+            checked_at=datetime.now(UTC),
+        )
+        s3 = S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
+        glue = GlueCatalogHook(aws_conn_id=self.aws_conn_id).get_conn()
+        uri = quality_results.record(s3, glue, self.database, Lake(self.results_bucket), self.dt, row)
+        self.log.info("verdict recorded in %s", uri)

@@ -12,13 +12,15 @@ def test_table_inputs_match_the_lake_layout_and_contract() -> None:
     lake = Lake("my-bucket")
     inputs = catalog.table_inputs(lake)
     published = {"churn_features", "churn_quarantine", "etl_metrics"}
-    assert set(inputs) == {"raw_customers", "raw_events"} | published | {f"{t}_staged" for t in published}
+    staged = {f"{t}_staged" for t in published}
+    assert set(inputs) == {"raw_customers", "raw_events", "quality_results"} | published | staged
     assert inputs["raw_customers"]["StorageDescriptor"]["Location"] == "s3://my-bucket/raw/customers/"
     assert inputs["raw_events"]["StorageDescriptor"]["Location"] == "s3://my-bucket/raw/events/"
     assert (
         inputs["churn_features"]["StorageDescriptor"]["Location"] == "s3://my-bucket/curated/churn_features/"
     )
     assert inputs["churn_quarantine"]["StorageDescriptor"]["Location"] == "s3://my-bucket/quarantine/churn/"
+    assert inputs["quality_results"]["StorageDescriptor"]["Location"] == "s3://my-bucket/metrics/quality/"
     for name, table in inputs.items():
         assert table["Name"] == name
         assert table["TableType"] == "EXTERNAL_TABLE"

@@ -80,7 +80,19 @@ def test_check_verdict_passes_warns_or_fails(row_count: Path, zero_event_share: 
     )
 
 
+def query_info(scanned: int) -> dict[str, Any]:
+    """A ``GetQueryExecution`` response of a finished query that scanned ``scanned`` bytes."""
+    return {
+        "QueryExecution": {"Status": {"State": "SUCCEEDED"}, "Statistics": {"DataScannedInBytes": scanned}}
+    }
+
+
 class TestQualityCheckOperator:
+    @pytest.fixture(autouse=True)
+    def get_query_info(self) -> Any:
+        with mock.patch.object(AthenaHook, "get_query_info", return_value=query_info(123_456)) as patched:
+            yield patched
+
     @mock.patch.object(AthenaHook, "run_query", return_value="qid-0001")
     def test_deferred(self, run_query, row_count, aws_target, context) -> None:
         op = quality_check(row_count)
@@ -104,6 +116,7 @@ class TestQualityCheckOperator:
             "expectation": "value >= 500",
             "passed": True,
             "severity": "error",
+            "bytes_scanned": 123_456,  # Athena's statistics of the query
         }
         get_query_results.assert_called_once_with("qid-1")
 
@@ -147,10 +160,19 @@ class TestQualityCheckOperator:
                 database="{{ params.glue_database }}",
                 output_location="s3://{{ params.bucket }}/athena-results/",
                 workgroup="{{ params.athena_workgroup }}",
+                dt="{{ params.dt or ds }}",
+                results_bucket="{{ params.bucket }}",
+                version="{{ params.version }}",
             )
         render(
             op,
-            params={"glue_database": "sagelake", "bucket": "lake", "athena_workgroup": "wg", "dt": None},
+            params={
+                "glue_database": "sagelake",
+                "bucket": "lake",
+                "athena_workgroup": "wg",
+                "dt": None,
+                "version": "v1",
+            },
             ds=DT,
         )
         assert (op.database, op.output_location, op.workgroup) == (
@@ -158,6 +180,7 @@ class TestQualityCheckOperator:
             "s3://lake/athena-results/",
             "wg",
         )
+        assert (op.dt, op.results_bucket, op.version) == (DT, "lake", "v1")
         assert "FROM sagelake.churn_features" in op.query  # the check file, rendered
         assert f"dt = '{DT}'" in op.query
         assert op.template_fields_renderers == {"query": "sql"}

@@ -11,7 +11,7 @@ import datetime as dt
 import math
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -44,10 +44,20 @@ from sagelake.local.athena.views import data_glob, reads, select_partitions, tab
 
 @dataclass
 class QueryResult:
-    """Column names and rows of a finished query."""
+    """Column names and rows of a finished query, and the data files it read.
+
+    ``bytes_scanned`` is the size of those files: the partitions left after pruning, every file of each.
+    Athena reads only the needed column chunks of Parquet files, so for Parquet this is an upper bound of
+    Athena's ``DataScannedInBytes``; for CSV and JSON (read whole) it is the same figure.
+    """
 
     columns: list[str]
     rows: list[tuple]
+    files_read: dict[str, int] = field(default_factory=dict)  # data file URI → size in bytes
+
+    @property
+    def bytes_scanned(self) -> int:
+        return sum(self.files_read.values())
 
     def to_csv(self) -> bytes:
         """Athena's result-file format: header, every value double-quoted, NULL as an empty field."""
@@ -94,8 +104,16 @@ def httpfs_extension_path() -> Path:
     return path
 
 
+class BytesScannedLimitError(AthenaEngineError):
+    """The statement would read more than the workgroup's per-query limit (Athena cancels such queries)."""
+
+
 class LocalAthenaEngine:
-    """Runs Athena SQL on DuckDB over S3 (moto or AWS), resolving tables through a Glue client."""
+    """Runs Athena SQL on DuckDB over S3 (moto or AWS), resolving tables through a Glue client.
+
+    ``bytes_scanned_cutoff`` is the workgroup's ``BytesScannedCutoffPerQuery``: a statement whose
+    partitions hold more data fails before it runs, as Athena cancels it once it has read that much.
+    """
 
     def __init__(
         self,
@@ -106,8 +124,10 @@ class LocalAthenaEngine:
         access_key_id: str,
         secret_access_key: str,
         session_token: str | None = None,
+        bytes_scanned_cutoff: int | None = None,
     ) -> None:
         self.glue = glue_client
+        self.bytes_scanned_cutoff = bytes_scanned_cutoff
         self.s3_endpoint_url = s3_endpoint_url
         self.region = region
         self._access_key_id = access_key_id
@@ -119,6 +139,7 @@ class LocalAthenaEngine:
                 raise ValueError(f"s3_endpoint_url={s3_endpoint_url!r} is not an http(s)://host:port URL")
         self._con: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
+        self._files_read: dict[str, int] = {}  # of the statement running now (under the lock)
 
     def close(self) -> None:
         """Close the DuckDB connection (the engine reconnects if used again)."""
@@ -174,6 +195,12 @@ class LocalAthenaEngine:
     def _has_files(con: duckdb.DuckDBPyConnection, pattern: str) -> bool:
         return bool(con.execute(f"SELECT count(*) FROM glob({literal(pattern)})").fetchone()[0])
 
+    @staticmethod
+    def _file_sizes(con: duckdb.DuckDBPyConnection, pattern: str) -> dict[str, int]:
+        """Every data file matching ``pattern`` and its size (listed, not read)."""
+        rows = con.execute(f"SELECT filename, size FROM read_blob({literal(pattern)})").fetchall()
+        return {name: int(size) for name, size in rows}
+
     def _file_columns(
         self, con: duckdb.DuckDBPyConnection, table: dict[str, Any], location: str
     ) -> set[str] | None:
@@ -182,8 +209,10 @@ class LocalAthenaEngine:
         Parquet: the union of every file's columns; CSV and JSON are read by the catalog's columns.
         """
         pattern = data_glob(table, location)
-        if not self._has_files(con, pattern):
+        files = self._file_sizes(con, pattern)
+        if not files:
             return None
+        self._files_read.update(files)
         if table_format(table) != "parquet":
             return {c["Name"] for c in table["StorageDescriptor"].get("Columns", [])}
         described = con.execute(
@@ -244,6 +273,7 @@ class LocalAthenaEngine:
         with self._lock:  # one DuckDB connection (httpfs loaded once); its views are rebuilt per statement
             if self._con is None:
                 self._con = self.connect()
+            self._files_read = {}
             if is_ctas:
                 return self._ctas(self._con, statement, database)
             return self._run(self._con, self._prepare(self._con, statement, database))
@@ -254,13 +284,20 @@ class LocalAthenaEngine:
         query = query.copy()
         qualify(query, database)
         name_unnamed_columns(query)
+        scanned = sum(self._files_read.values())
+        if self.bytes_scanned_cutoff is not None and scanned > self.bytes_scanned_cutoff:
+            raise BytesScannedLimitError(
+                f"Query cancelled: it would scan {scanned} bytes, more than the workgroup's limit of "
+                f"{self.bytes_scanned_cutoff} bytes per query (BytesScannedCutoffPerQuery); "
+                "filter on the partition key dt to read fewer partitions"
+            )
         return athena_semantics(query).sql(dialect="duckdb")
 
     def _run(self, con: duckdb.DuckDBPyConnection, duck_sql: str) -> QueryResult:
         try:
             cursor = con.execute(duck_sql)
             columns = [d[0] for d in cursor.description or []]
-            return QueryResult(columns=columns, rows=cursor.fetchall())
+            return QueryResult(columns=columns, rows=cursor.fetchall(), files_read=dict(self._files_read))
         except duckdb.Error as exc:
             raise AthenaEngineError(f"query failed: {str(exc).splitlines()[0]}") from exc
 
@@ -308,4 +345,5 @@ class LocalAthenaEngine:
                 "StorageDescriptor": parquet_storage(columns, plan.location),
             },
         )
-        return QueryResult(columns=["rows"], rows=[(int(copied.rows[0][0]) if copied.rows else 0,)])
+        count = int(copied.rows[0][0]) if copied.rows else 0
+        return QueryResult(columns=["rows"], rows=[(count,)], files_read=copied.files_read)

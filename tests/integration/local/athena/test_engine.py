@@ -11,13 +11,12 @@ import boto3
 import jinja2
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from sagelake.lake import catalog
 from sagelake.lake.layout import Lake, split_s3_uri
-from sagelake.local.athena.engine import LocalAthenaEngine
+from sagelake.local.athena.engine import BytesScannedLimitError, LocalAthenaEngine
 from sagelake.local.athena.errors import (
     AthenaEngineError,
     AthenaTableNotFoundError,
@@ -25,45 +24,9 @@ from sagelake.local.athena.errors import (
 )
 from sagelake.quality import checks as quality
 from tests.support.constants import CHECKS_DIR, REGION
-from tests.support.contract import FEATURES_SCHEMA
+from tests.support.lake_days import features, put_bytes, put_parquet
 
 DAY1, DAY2 = "2026-11-26", "2026-11-27"
-
-
-def features(n: int, seed: int, churn_p: float = 0.2, zero_event_p: float = 0.05) -> pd.DataFrame:
-    """A curated-contract feature frame of ``n`` customers."""
-    rng = np.random.default_rng(seed)
-    n_events = rng.poisson(20, n) * (rng.random(n) >= zero_event_p)
-    n_logins = rng.binomial(n_events, 0.5)
-    n_purchases = rng.binomial(n_events - n_logins, 0.3)
-    return pd.DataFrame(
-        {
-            "customer_id": [f"c{seed}-{i:05d}" for i in range(n)],
-            "plan": rng.choice(["basic", "standard", "premium"], n),
-            "region": rng.choice(["north", "south", "east", "west"], n),
-            "monthly_fee": rng.choice([9.99, 14.99, 19.99], n),
-            "age": rng.integers(18, 80, n).astype(float),
-            "support_tickets": rng.poisson(1.0, n).astype("int32"),
-            "tenure_days": rng.integers(0, 2000, n).astype("int32"),
-            "n_events": n_events.astype("int64"),
-            "n_logins": n_logins.astype("int64"),
-            "n_purchases": n_purchases.astype("int64"),
-            "total_amount": np.round(n_purchases * rng.uniform(1, 20, n), 2),
-            "avg_session_s": np.where(n_events > 0, rng.uniform(30, 600, n), 0.0),
-            "churned": (rng.random(n) < churn_p).astype("int32"),
-        }
-    )
-
-
-def put_parquet(s3, uri: str, frame: pd.DataFrame, schema: pa.Schema | None = FEATURES_SCHEMA) -> None:
-    buf = io.BytesIO()
-    pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), buf)
-    put_bytes(s3, uri, buf.getvalue())
-
-
-def put_bytes(s3, uri: str, body: bytes) -> None:
-    bucket, key = split_s3_uri(uri)
-    s3.put_object(Bucket=bucket, Key=key, Body=body)
 
 
 def register_at(glue, database: str, table: str, day: str, location: str) -> None:
@@ -165,6 +128,50 @@ def test_partition_filter_prunes_other_partitions_files(s3, glue, engine, databa
             "UNION ALL SELECT count(*) FROM churn_features",
             database,
         )
+
+
+def _sizes_under(s3, uri: str) -> dict[str, int]:
+    bucket, prefix = split_s3_uri(uri)
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    return {f"s3://{bucket}/{o['Key']}": o["Size"] for o in listed}
+
+
+def test_bytes_scanned_are_the_files_of_the_partitions_read(
+    s3, glue, engine, database, lake, two_days
+) -> None:
+    put_parquet(s3, lake.curated_features(DAY1) + "part-00001.parquet", two_days[DAY1].head(5))
+    day1, day2 = _sizes_under(s3, lake.curated_features(DAY1)), _sizes_under(s3, lake.curated_features(DAY2))
+    assert len(day1) == 2 and len(day2) == 1
+
+    one_day = engine.execute(f"SELECT count(*) FROM churn_features WHERE dt = '{DAY2}'", database)
+    assert one_day.files_read == day2  # pruned: only that partition's file
+    assert one_day.bytes_scanned == sum(day2.values()) > 0
+
+    every_day = engine.execute("SELECT count(*) FROM churn_features", database)
+    assert every_day.files_read == {**day1, **day2}
+    assert every_day.bytes_scanned == sum(day1.values()) + sum(day2.values())
+    # each statement counts its own reads
+    again = engine.execute(f"SELECT count(*) FROM churn_features WHERE dt = '{DAY1}'", database)
+    assert again.files_read == day1
+
+
+def test_bytes_scanned_cutoff_cancels_a_query_that_reads_too_much(
+    glue, aws_env, database, two_days, lake, s3
+):
+    day2 = sum(_sizes_under(s3, lake.curated_features(DAY2)).values())
+    with LocalAthenaEngine(
+        glue,
+        s3_endpoint_url=aws_env,
+        region=REGION,
+        access_key_id="testing",
+        secret_access_key="testing",
+        bytes_scanned_cutoff=day2,
+    ) as limited:
+        assert limited.execute(f"SELECT count(*) FROM churn_features WHERE dt = '{DAY2}'", database).rows == [
+            (len(two_days[DAY2]),)
+        ]
+        with pytest.raises(BytesScannedLimitError, match=rf"more than the workgroup's limit of {day2} bytes"):
+            limited.execute("SELECT count(*) FROM churn_features", database)
 
 
 def test_unregistered_folders_under_the_table_are_not_read(s3, glue, engine, database, lake) -> None:
