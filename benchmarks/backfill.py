@@ -29,7 +29,7 @@ from sagelake.config.settings import default_params  # noqa: E402
 from sagelake.lake.layout import Lake  # noqa: E402
 from sagelake.lake.publish import published  # noqa: E402
 
-WAP_TASKS = ("claim_partition", "plan_partition", "publish_partition", "finish_partition")
+WAP_TASKS = ("plan_partition", "publish_partition")
 
 
 def when(text: str) -> datetime:
@@ -37,12 +37,12 @@ def when(text: str) -> datetime:
 
 
 def wap_share(api: AirflowApi, run: dict) -> dict:
-    """Seconds of one run's wall time spent between the sensor and the Glue job, and after the checks."""
+    """Seconds of one run's wall time spent between the sensor and the Glue job (plan_partition: lease,
+    fingerprint, raw partitions, staging) and after the checks (publish_partition: switch, clean-up,
+    release), scheduling gaps included."""
     tis = {t["task_id"]: t for t in api.task_instances("churn_prepare", run["dag_run_id"])}
     checks_end = max(when(t["end_date"]) for name, t in tis.items() if name.startswith("check_"))
-    before_etl = when(tis["register_raw_partitions"]["start_date"]) - when(
-        tis["wait_for_raw_files"]["end_date"]
-    )
+    before_etl = when(tis["glue_churn_features"]["start_date"]) - when(tis["wait_for_raw_files"]["end_date"])
     after_checks = when(run["end_date"]) - checks_end
     total = (when(run["end_date"]) - when(run["start_date"])).total_seconds()
     wap = before_etl.total_seconds() + after_checks.total_seconds()

@@ -6,26 +6,28 @@ partition there, with the event under `event`). Readers never see a partition be
 (write–audit–publish):
 1. **wait_for_raw_files** — deferrable S3 sensor on `raw/customers/dt=…/customers.csv*` and
    `raw/events/dt=…/events.jsonl*` (`.gz` too).
-2. **claim_partition** — one run per partition: a lease in S3 (`locks/churn_prepare/dt=….json`); another
-   run of the same day (the day's second file, the schedule, a backfill) waits here until it is released.
-3. **plan_partition** — a new version id for this attempt, registered as partition `dt` of the `*_staged`
-   tables the checks read, and the fingerprint of the raw objects and the code; it ends the run at
-   **input_unchanged** if that fingerprint is already published (param `reprocess` forces the work).
-4. **register_raw_partitions** — Glue Data Catalog tables (as code; raw columns from the contracts in
-   `include/contracts/`) and the day's raw partitions.
-5. **glue_churn_features** — the Glue job `include/glue/churn_features.py` checks every raw file against
+2. **plan_partition** — one run per partition: it takes a lease in S3 (`locks/churn_prepare/dt=….json`),
+   or waits (rescheduled) while another run of the same day holds it (the day's second file, the
+   schedule, a backfill). Then it fingerprints the raw objects and the code and ends the run at
+   **input_unchanged** if that fingerprint is already published (param `reprocess` forces the work);
+   else it registers the day's raw partitions (tables as code; raw columns from the contracts in
+   `include/contracts/`) and a new version id, staged as partition `dt` of the `*_staged` tables the
+   checks read.
+3. **glue_churn_features** — the Glue job `include/glue/churn_features.py` checks every raw file against
    its contract (columns bound by name; a missing required column, an empty file or content that does not
    match its name fails before anything is written; added columns are reported as schema drift), cleans,
    quarantines and aggregates into `…/dt=…/version=<version>/` of each output, a location nobody reads yet.
    On the local target it runs on local Spark.
-6. **check_*** — the Athena checks of `include/sql/checks/` audit the staged version; a failing `error`
+4. **check_*** — the Athena checks of `include/sql/checks/` audit the staged version; a failing `error`
    check fails the run and nothing is published. Each verdict, with the bytes its query scanned, is a
    row of the `quality_results` table (partition `dt`; a re-run replaces its own rows).
-7. **publish_partition** — switches partition `dt` of `churn_quarantine`, `etl_metrics` and, last,
-   `churn_features` to the audited version (one `UpdatePartition` each), then emits the `churn_features`
-   asset event (`extra`: `dt`, `version`, `location`) that starts `churn_train_deploy`.
-8. **finish_partition** (a teardown: it runs whatever happened) — deletes the day's staged and superseded
-   versions, never the published one, and frees the partition.
+5. **publish_partition** — switches partition `dt` of `churn_quarantine`, `etl_metrics` and, last,
+   `churn_features` to the audited version (one `UpdatePartition` each), emits the `churn_features`
+   asset event (`extra`: `dt`, `version`, `location`) that starts `churn_train_deploy`, then deletes the
+   day's other versions (never the published one) and frees the partition.
+6. **abandon_partition** — only after a failed ETL or check (`one_failed`): deletes the attempt's
+   unpublished version and frees the partition, if this run holds it. (A publication that fails for good
+   frees the partition from its failure callback; the next run of the day cleans up.)
 
 Re-runs and backfills are safe: a failed or killed run leaves the published version untouched.
 """
@@ -39,7 +41,7 @@ from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import Param, PokeReturnValue, dag, task
+from airflow.sdk import Param, TriggerRule, dag, task
 
 from sagelake.config.params import pipeline_params
 from sagelake.config.settings import AWS_CONN_ID, CHECKS_DIR, GLUE_SCRIPT, SQL_DIR
@@ -47,7 +49,7 @@ from sagelake.lake.assets import curated_features
 from sagelake.lake.contracts import load_contracts, to_job_argument
 from sagelake.ml.aws_requests import glue_job_kwargs
 from sagelake.operators.athena import QualityCheckOperator
-from sagelake.operators.glue import GlueCatalogPartitionOperator, SagelakeGlueJobOperator
+from sagelake.operators.glue import SagelakeGlueJobOperator
 from sagelake.quality.checks import load_checks
 
 CURATED = curated_features()
@@ -55,6 +57,7 @@ DT = "{{ params.dt or ds }}"  # an event's partition (conf "dt"), else the logic
 LAKE = "s3://{{ params.bucket }}"
 VERSION = "{{ ti.xcom_pull(task_ids='plan_partition', key='plan')['version'] }}"
 LOCKED_DATASET = "churn_prepare"
+CLAIM_RETRY = timedelta(seconds=15)  # how often a run waiting for its partition tries again
 
 
 def clients() -> tuple[Any, Any]:
@@ -62,47 +65,43 @@ def clients() -> tuple[Any, Any]:
     return S3Hook(aws_conn_id=AWS_CONN_ID).get_conn(), GlueCatalogHook(aws_conn_id=AWS_CONN_ID).get_conn()
 
 
-@task.sensor(poke_interval=15, timeout=6 * 60 * 60, mode="reschedule")
-def claim_partition(dt: str, params: dict[str, Any], run_id: str) -> PokeReturnValue:
-    """Take the partition's lease, or wait (rescheduled) while another run holds it."""
-    from sagelake.config.settings import partition_lease
-    from sagelake.lake.partition_lock import lock_key, try_acquire
-
-    s3, _ = clients()
-    claim = try_acquire(s3, params["bucket"], lock_key(LOCKED_DATASET, dt), run_id, partition_lease())
-    if not claim.acquired:
-        print(f"dt={dt} is being processed by {claim.holder.owner} (lease until {claim.holder.expires_at})")
-    return PokeReturnValue(is_done=claim.acquired, xcom_value=run_id)
-
-
 @task.branch
 def plan_partition(dt: str, params: dict[str, Any], run_id: str, ti: Any = None) -> str:
-    """Plan this attempt (XCom ``plan``): a new version, staged for the audit; the input fingerprint.
+    """Claim the partition, then plan this attempt (XCom ``plan``): a new version, staged for the audit,
+    the input fingerprint, the day's raw partitions registered.
 
-    Ends the run at ``input_unchanged`` when the published version came from the same input and code
-    (unless ``reprocess``).
+    While another run holds the partition, the task is rescheduled (every 15 s, at most until that run's
+    lease expires). Ends the run at ``input_unchanged`` (freeing the partition) when the published version
+    came from the same input and code, unless ``reprocess``.
     """
-    from sagelake.config.settings import CONTRACTS_DIR
+    from airflow.sdk.exceptions import AirflowRescheduleException
+
+    from sagelake.config.settings import CONTRACTS_DIR, partition_lease
     from sagelake.lake import catalog
     from sagelake.lake.layout import Lake
+    from sagelake.lake.partition_lock import lock_key, release, try_acquire
     from sagelake.lake.publish import input_fingerprint, new_version, published, stage, version_location
 
     s3, glue = clients()
-    lake, database = Lake(params["bucket"]), params["glue_database"]
+    lake, database, lock = Lake(params["bucket"]), params["glue_database"], lock_key(LOCKED_DATASET, dt)
+    claim = try_acquire(s3, lake.bucket, lock, run_id, partition_lease())
+    if not claim.acquired:
+        print(f"dt={dt} is being processed by {claim.holder.owner} (lease until {claim.holder.expires_at})")
+        raise AirflowRescheduleException(datetime.now(UTC) + CLAIM_RETRY)
     code = [GLUE_SCRIPT.read_bytes(), *(path.read_bytes() for path in sorted(CONTRACTS_DIR.glob("*.json")))]
     fingerprint = input_fingerprint(s3, [lake.raw_customers(dt), lake.raw_events(dt)], code)
     current = published(glue, database, "churn_features", dt)
+    if current is not None and current.fingerprint == fingerprint and not params["reprocess"]:
+        print(f"dt={dt}: version {current.version} was published from the same input and code")
+        release(s3, lake.bucket, lock, run_id)
+        return "input_unchanged"
     version = new_version(run_id, datetime.now(UTC))
-    catalog.ensure_database(glue, database)
-    catalog.ensure_tables(glue, database, lake)
+    catalog.register_partitions(glue, database, lake, dt, ["raw_customers", "raw_events"])
     partitions = output_partitions(params["bucket"], dt)
     locations = {t: version_location(partitions[t], version) for t in catalog.PUBLISHED_TABLES}
     stage(glue, database, locations, dt)  # the checks read these; readers never do
     ti.xcom_push(key="plan", value={"version": version, "fingerprint": fingerprint, "locations": locations})
-    if current is not None and current.fingerprint == fingerprint and not params["reprocess"]:
-        print(f"dt={dt}: version {current.version} was published from the same input and code")
-        return "input_unchanged"
-    return "register_raw_partitions"
+    return "glue_churn_features"
 
 
 def output_partitions(bucket: str, dt: str) -> dict[str, str]:
@@ -118,11 +117,22 @@ def output_partitions(bucket: str, dt: str) -> dict[str, str]:
     }
 
 
-@task(outlets=[CURATED])
+def release_partition(context: Any) -> None:
+    """``publish_partition``'s failure callback: free the day (its retries are over) for the next run."""
+    from sagelake.lake.partition_lock import lock_key, release
+
+    s3, _ = clients()
+    params = context["params"]
+    dt = params.get("dt") or context["ds"]  # as DT renders
+    release(s3, params["bucket"], lock_key(LOCKED_DATASET, dt), context["run_id"])
+
+
+@task(outlets=[CURATED], on_failure_callback=release_partition)
 def publish_partition(
     dt: str, params: dict[str, Any], run_id: str, ti: Any = None, outlet_events: Any = None
 ) -> dict[str, str]:
-    """Switch the readers' partitions to the audited version, then announce it to the training DAG."""
+    """Switch the readers' partitions to the audited version and announce it to the DAGs that read it;
+    then delete the day's other versions and free the partition."""
     from sagelake.lake.publish import publish
 
     _, glue = clients()
@@ -138,11 +148,24 @@ def publish_partition(
     )
     announced = {"dt": dt, "version": plan["version"], "location": plan["locations"]["churn_features"]}
     outlet_events[CURATED].extra = announced
+    clean_up(dt, params, run_id)
     return announced
 
 
-@task
-def finish_partition(dt: str, params: dict[str, Any], run_id: str) -> list[str]:
+@task(trigger_rule=TriggerRule.ONE_FAILED)
+def abandon_partition(dt: str, params: dict[str, Any], run_id: str) -> list[str]:
+    """After a failure: delete the day's unpublished versions and free the partition, if this run holds
+    it (a run that never claimed the day leaves another run's work alone)."""
+    from sagelake.lake.partition_lock import holds, lock_key
+
+    s3, _ = clients()
+    if not holds(s3, params["bucket"], lock_key(LOCKED_DATASET, dt), run_id):
+        print(f"dt={dt} is not held by this run: nothing to clean up")
+        return []
+    return clean_up(dt, params, run_id)
+
+
+def clean_up(dt: str, params: dict[str, Any], run_id: str) -> list[str]:
     """Delete the day's staged and superseded versions (never the one the catalog publishes now), then
     free the partition for the next run of the same day."""
     from sagelake.lake.partition_lock import lock_key, release
@@ -187,15 +210,7 @@ def churn_prepare() -> None:
         poke_interval=15,
         timeout=6 * 60 * 60,
     )
-    claim = claim_partition(DT)
     plan = plan_partition(DT)
-    register_raw = GlueCatalogPartitionOperator(
-        task_id="register_raw_partitions",
-        database="{{ params.glue_database }}",
-        bucket="{{ params.bucket }}",
-        dt=DT,
-        tables=["raw_customers", "raw_events"],
-    )
     etl = SagelakeGlueJobOperator(
         task_id="glue_churn_features",
         job_name="{{ params.glue_job_name }}",
@@ -235,10 +250,11 @@ def churn_prepare() -> None:
         for spec in load_checks(CHECKS_DIR)  # a malformed check file fails the DAG import, naming it
     ]
     unchanged = EmptyOperator(task_id="input_unchanged")
-    finish = finish_partition(DT).as_teardown(setups=claim)
+    publish = publish_partition(DT)
 
-    wait_for_raw >> claim >> plan >> [register_raw, unchanged]
-    register_raw >> etl >> checks >> publish_partition(DT) >> finish
+    wait_for_raw >> plan >> [etl, unchanged]
+    etl >> checks >> publish
+    [etl, *checks] >> abandon_partition(DT)  # publish stays a leaf: a failed audit fails the run
 
 
 churn_prepare()

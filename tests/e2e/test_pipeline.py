@@ -196,9 +196,19 @@ def test_failing_quality_check_fails_the_run_and_publishes_nothing(stack) -> Non
     assert str(run.state) == "failed", states
     assert states["check_row_count"] == "failed", states
     assert states["publish_partition"] != "success", states
-    assert states["finish_partition"] == "success", states  # a teardown: clean-up and release ran
+    assert states["abandon_partition"] == "success", states  # clean-up and release after the failure
     assert published_features(stack, BAD_DT) is None
     assert keys_under(s3, lake.curated_features(BAD_DT)) == []  # the rejected version was cleaned up
+    # every verdict of the audit is a row of quality_results, the failed one included
+    verdicts = athena_rows(
+        stack, f"SELECT check_name, verdict FROM quality_results WHERE dt = '{BAD_DT}' ORDER BY check_name"
+    )
+    assert ("row_count", "fail") in verdicts
+    assert (
+        len(verdicts)
+        == len({name for name, _ in verdicts})
+        == len([t for t in states if t.startswith("check_")])
+    )
 
 
 PUBLISHED_DT = "2026-11-22"
@@ -288,16 +298,17 @@ def test_unchanged_input_publishes_nothing_and_reprocessing_gives_identical_rows
     assert keys_under(stack["s3"], location) == []  # the superseded version was cleaned up
 
 
-def athena_count(stack, dt: str) -> int:
-    """``count(*)`` of the published partition, as the local Athena engine reads it through the catalog."""
+def athena_rows(stack, sql: str) -> list[tuple]:
+    """The rows of ``sql`` as the local Athena engine reads the lake through the catalog."""
     from sagelake.local.athena.engine import LocalAthenaEngine
 
     endpoint = stack["s3"].meta.endpoint_url
     with LocalAthenaEngine(
         stack["glue"], s3_endpoint_url=endpoint, region=REGION, access_key_id="testing", secret_access_key="t"
     ) as engine:
-        database = stack["params"]["glue_database"]
-        result = engine.execute(
-            f"SELECT count(*) AS n FROM {database}.churn_features WHERE dt = '{dt}'", database
-        )
-    return int(result.rows[0][0])
+        return engine.execute(sql, stack["params"]["glue_database"]).rows
+
+
+def athena_count(stack, dt: str) -> int:
+    """``count(*)`` of the published partition, as the local Athena engine reads it through the catalog."""
+    return int(athena_rows(stack, f"SELECT count(*) AS n FROM churn_features WHERE dt = '{dt}'")[0][0])

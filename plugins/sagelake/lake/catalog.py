@@ -260,3 +260,13 @@ def register_partition(
             DatabaseName=database, TableName=table, PartitionValueList=[dt], PartitionInput=partition_input
         )
     return location
+
+
+def register_partitions(glue: Any, database: str, lake: Lake, dt: str, tables: list[str]) -> dict[str, str]:
+    """Ensure ``database`` and the lake's tables exist, then create or update partition ``dt`` of ``tables``
+    at their default locations. Idempotent (a retry updates what the first attempt created). Returns each
+    table's partition location."""
+    check_dt(dt)
+    ensure_database(glue, database)
+    ensure_tables(glue, database, lake)
+    return {table: register_partition(glue, database, table, dt) for table in tables}

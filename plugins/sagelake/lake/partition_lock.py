@@ -96,6 +96,12 @@ def try_acquire(
     return Claim(True, mine)
 
 
+def holds(s3: Any, bucket: str, key: str, owner: str) -> bool:
+    """Whether ``owner`` holds the lock now (expired or not: nobody has taken it over)."""
+    current = _read(s3, bucket, key)
+    return current is not None and current[0].owner == owner
+
+
 def release(s3: Any, bucket: str, key: str, owner: str) -> bool:
     """Delete the lock if ``owner`` holds it; return whether it did. Another holder's lock is left alone."""
     current = _read(s3, bucket, key)

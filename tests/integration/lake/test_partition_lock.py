@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sagelake.lake.partition_lock import Lease, lock_key, release, try_acquire
+from sagelake.lake.partition_lock import Lease, holds, lock_key, release, try_acquire
 
 LEASE = timedelta(minutes=30)
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -31,9 +31,11 @@ def test_one_holder_until_release(s3, bucket, key) -> None:
     assert first.acquired and first.holder.owner == "run-a"
     second = try_acquire(s3, bucket, key, "run-b", LEASE, NOW + timedelta(minutes=1))
     assert not second.acquired and second.holder == Lease("run-a", NOW + LEASE)
+    assert (holds(s3, bucket, key, "run-a"), holds(s3, bucket, key, "run-b")) == (True, False)
     assert release(s3, bucket, key, "run-b") is False  # not b's to release
     assert try_acquire(s3, bucket, key, "run-b", LEASE, NOW).acquired is False
     assert release(s3, bucket, key, "run-a") is True
+    assert holds(s3, bucket, key, "run-a") is False
     assert try_acquire(s3, bucket, key, "run-b", LEASE, NOW).acquired
 
 
