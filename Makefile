@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 RUN    := PYTHONPATH=plugins:. $(BIN)/python
 
-.PHONY: venv demo test test-unit test-integration test-e2e lint up down status clean lock benchmark
+.PHONY: venv demo test test-unit test-integration test-e2e lint up down status clean lock benchmark explore
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,9 @@ clean: down  ## remove all local state (.local/)
 lock: venv  ## re-resolve the pinned requirements from requirements*.in
 	$(BIN)/uv pip compile requirements.in --python-version 3.11 --no-header -o requirements.txt
 	$(BIN)/uv pip compile requirements-dev.in --python-version 3.11 --no-header -o requirements-dev.txt
+
+explore: venv  ## an exploration query: make explore ARGS="churn_by_plan_region --start 2026-01-01 --end 2026-01-07"
+	$(RUN) -m devstack.explore $(ARGS)
 
 benchmark: venv
 	$(RUN) benchmarks/run.py

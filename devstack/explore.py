@@ -93,12 +93,15 @@ def human_bytes(count: int) -> str:
 class LakeQuery:
     """SQL over the lake's catalogued tables, on the local engines or on Athena."""
 
-    def __init__(self, target: str | None = None, database: str | None = None) -> None:
+    def __init__(
+        self, target: str | None = None, database: str | None = None, bucket: str | None = None
+    ) -> None:
         params = default_params()
         self.target = target or ("local" if is_local() else "aws")
         if self.target not in ("local", "aws"):
             raise ExploreError(f"target {self.target!r} is neither 'local' nor 'aws'")
         self.database = database or str(params["glue_database"])
+        self.bucket = bucket or str(params["bucket"])
         self.workgroup = str(params["athena_workgroup"])
         self._engine: Any = None
 
@@ -109,6 +112,36 @@ class LakeQuery:
     def explore(self, name: str, start: str, end: str) -> Result:
         """Run exploration query ``name`` over ``start``..``end``."""
         return self.sql(render(name, start, end, self.database))
+
+    def profile(self, dataset: str, dt: str) -> Any:
+        """The data profile of the published version of ``dataset`` partition ``dt``
+        (:class:`sagelake.lake.profiles.Profile`); LookupError if there is none yet."""
+        import json
+
+        from sagelake.lake.profiles import from_document, profile_keys
+        from sagelake.lake.publish import published
+
+        s3, glue = self._clients()
+        current = published(glue, self.database, dataset, check_dt(dt))
+        if current is None or not current.version:
+            raise LookupError(f"{self.database}.{dataset} has no published version of dt={dt}")
+        keys = profile_keys(self.bucket, dataset, dt, current.version)
+        try:
+            body = s3.get_object(Bucket=keys.bucket, Key=keys.profile_key)["Body"].read()
+        except s3.exceptions.NoSuchKey:
+            raise LookupError(f"no profile at {keys.uri(keys.profile_key)} yet (DAG lake_profile)") from None
+        return from_document(json.loads(body))
+
+    def _clients(self) -> tuple[Any, Any]:
+        """S3 and Glue clients of the target."""
+        if self.target == "local":
+            from devstack.stack import Stack, boto3_session
+
+            session, url = boto3_session(), Stack().control_plane_url
+            return session.client("s3", endpoint_url=url), session.client("glue", endpoint_url=url)
+        import boto3
+
+        return boto3.client("s3"), boto3.client("glue")
 
     def close(self) -> None:
         if self._engine is not None:

@@ -36,6 +36,7 @@ def test_demo_summary_names_every_stage() -> None:
                     "expectation": "value >= 5",
                     "passed": True,
                     "severity": "error",
+                    "bytes_scanned": 2048,
                 },
                 {
                     "name": "zero_event_share",
@@ -58,6 +59,7 @@ def test_demo_summary_names_every_stage() -> None:
         "feature rows=9",
         "quarantined  11",
         "PASS  row_count",
+        "2048 B scanned",
         "WARN  zero_event_share",
         "auc=0.8123",
         "model-package/g/1  status=Approved",

@@ -28,3 +28,47 @@ def test_human_bytes() -> None:
 def test_unknown_target_is_refused() -> None:
     with pytest.raises(explore.ExploreError, match="neither 'local' nor 'aws'"):
         explore.LakeQuery("gcp")
+
+
+class FakeAthena:
+    """Athena answering one query: RUNNING once, then SUCCEEDED, results on two pages."""
+
+    def __init__(self) -> None:
+        self.started: dict = {}
+        self.polls = 0
+
+    def start_query_execution(self, **kwargs) -> dict:
+        self.started = kwargs
+        return {"QueryExecutionId": "q-1"}
+
+    def get_query_execution(self, QueryExecutionId: str) -> dict:
+        self.polls += 1
+        state = "RUNNING" if self.polls == 1 else "SUCCEEDED"
+        return {"QueryExecution": {"Status": {"State": state}, "Statistics": {"DataScannedInBytes": 10485760}}}
+
+    def get_paginator(self, name: str):
+        info = [{"Name": "plan", "Type": "varchar"}, {"Name": "customers", "Type": "bigint"}]
+
+        def page(rows):
+            data = [{"Data": [{"VarCharValue": v} for v in row]} for row in rows]
+            return {"ResultSet": {"ResultSetMetadata": {"ColumnInfo": info}, "Rows": data}}
+
+        pages = [page([["plan", "customers"], ["basic", "12"]]), page([["premium", "3"]])]
+        return type("P", (), {"paginate": staticmethod(lambda **_: pages)})()
+
+
+def test_on_aws_the_workgroup_runs_the_query_and_reports_athenas_bytes(monkeypatch) -> None:
+    import boto3
+
+    fake = FakeAthena()
+    monkeypatch.setattr(boto3, "client", lambda service, **_: fake)
+    monkeypatch.setattr(explore.time, "sleep", lambda _: None)
+    monkeypatch.setenv("SAGELAKE_ATHENA_WORKGROUP", "analysts")
+    result = explore.LakeQuery("aws", "lakedb").sql("SELECT 1")
+    assert fake.started == {
+        "QueryString": "SELECT 1",
+        "QueryExecutionContext": {"Database": "lakedb"},
+        "WorkGroup": "analysts",
+    }
+    assert (result.columns, result.rows) == (["plan", "customers"], [("basic", 12), ("premium", 3)])
+    assert (result.bytes_scanned, result.engine) == (10485760, "Athena (analysts)")
