@@ -32,7 +32,7 @@ def default_params() -> dict[str, object]:
         "glue_database": _env("SAGELAKE_GLUE_DATABASE", "sagelake"),
         "glue_role": _env("SAGELAKE_GLUE_ROLE", "sagelake-glue"),
         "glue_job_name": _env("SAGELAKE_GLUE_JOB", "sagelake-churn-features"),
-        "athena_workgroup": _env("SAGELAKE_ATHENA_WORKGROUP", "primary"),
+        "athena_workgroup": _env("SAGELAKE_ATHENA_WORKGROUP", "sagelake"),
         "sagemaker_role": _env("SAGELAKE_SAGEMAKER_ROLE", "sagelake-sagemaker"),
         "model_package_group": _env("SAGELAKE_MODEL_PACKAGE_GROUP", "sagelake-churn"),
         "endpoint_name": _env("SAGELAKE_ENDPOINT", "sagelake-churn"),
@@ -54,3 +54,100 @@ def partition_lease() -> timedelta:
     if not raw.isdigit() or int(raw) < 1:
         raise ValueError(f"SAGELAKE_PARTITION_LEASE_MINUTES={raw!r} is not a whole number of minutes >= 1")
     return timedelta(minutes=int(raw))
+
+
+def local_state_dir() -> Path:
+    """Where the local target's engines keep their state (``SAGELAKE_LOCAL_DIR``, default ``.local/``)."""
+    return Path(_env("SAGELAKE_LOCAL_DIR", str(PROJECT_ROOT / ".local")))
+
+
+# --- Warehouse: Redshift Serverless and Redshift Spectrum (issue 9) ---
+WAREHOUSE_SQL_DIR = SQL_DIR / "warehouse"
+
+
+def warehouse_params() -> dict[str, object]:
+    """Defaults of the ``warehouse_load`` DAG's warehouse params (each can be overridden per run).
+
+    ``redshift_workgroup`` and ``redshift_database`` name the Redshift Serverless workgroup and database;
+    ``spectrum_role`` is the IAM role (name, expanded to an ARN at run time, or an ARN) Redshift assumes
+    to read the Glue catalog and S3; ``redshift_secret_arn`` (optional) is the Secrets Manager secret of
+    the database user (empty: the Data API's temporary IAM credentials).
+    """
+    return {
+        "redshift_workgroup": _env("SAGELAKE_REDSHIFT_WORKGROUP", "sagelake"),
+        "redshift_database": _env("SAGELAKE_REDSHIFT_DATABASE", "dev"),
+        "redshift_secret_arn": _env("SAGELAKE_REDSHIFT_SECRET_ARN", ""),
+        "spectrum_role": _env("SAGELAKE_SPECTRUM_ROLE", "sagelake-spectrum"),
+        "spectrum_schema": _env("SAGELAKE_SPECTRUM_SCHEMA", "spectrum"),
+        "warehouse_table": _env("SAGELAKE_WAREHOUSE_TABLE", "churn_features_daily"),
+    }
+
+
+# --- Lake set-up as code: bucket and Athena workgroup policy (issue 9, sagelake.lake.setup) ---
+RAW_STORAGE_CLASSES = ("STANDARD_IA", "GLACIER_IR")
+ATHENA_MIN_BYTES_SCANNED_CUTOFF = 10 * 1024 * 1024  # AWS's minimum BytesScannedCutoffPerQuery (10 MB)
+
+
+def _whole(name: str, default: int, minimum: int) -> int:
+    raw = _env(name, str(default))
+    if not raw.isdigit() or int(raw) < minimum:
+        raise ValueError(f"{name}={raw!r} is not a whole number >= {minimum}")
+    return int(raw)
+
+
+def lake_setup_settings() -> dict[str, object]:
+    """Deployment policy of the lake bucket and the Athena workgroup (not DAG params: one policy per lake).
+
+    ``SAGELAKE_LAKE_RAW_TRANSITION_DAYS`` (30) and ``SAGELAKE_LAKE_RAW_STORAGE_CLASS`` (``STANDARD_IA`` or
+    ``GLACIER_IR``): ``raw/`` objects move to the cheaper class after that many days (S3 refuses fewer than
+    30 for ``STANDARD_IA``). ``SAGELAKE_LAKE_NONCURRENT_EXPIRY_DAYS`` (7): deleted and overwritten objects
+    (staged and superseded versions among them) are kept that long as noncurrent versions.
+    ``SAGELAKE_LAKE_QUARANTINE_EXPIRY_DAYS`` (90), ``SAGELAKE_ATHENA_RESULTS_EXPIRY_DAYS`` (30),
+    ``SAGELAKE_LAKE_ABORT_MULTIPART_DAYS`` (7). ``SAGELAKE_LAKE_KMS_KEY_ID`` (empty: SSE-S3, else SSE-KMS
+    with that key). ``SAGELAKE_LAKE_REQUIRE_TLS`` (``true``): the TLS-only bucket policy.
+    ``SAGELAKE_ATHENA_BYTES_SCANNED_CUTOFF`` (10 GiB, at least 10 MB): the workgroup's per-query limit.
+    """
+    storage_class = _env("SAGELAKE_LAKE_RAW_STORAGE_CLASS", "STANDARD_IA").upper()
+    if storage_class not in RAW_STORAGE_CLASSES:
+        raise ValueError(
+            f"SAGELAKE_LAKE_RAW_STORAGE_CLASS={storage_class!r} is not one of "
+            + ", ".join(RAW_STORAGE_CLASSES)
+        )
+    transition_days = _whole("SAGELAKE_LAKE_RAW_TRANSITION_DAYS", 30, 1)
+    if storage_class == "STANDARD_IA" and transition_days < 30:
+        raise ValueError(
+            f"SAGELAKE_LAKE_RAW_TRANSITION_DAYS={transition_days} is below 30, the minimum S3 accepts for "
+            "STANDARD_IA: raise it or use SAGELAKE_LAKE_RAW_STORAGE_CLASS=GLACIER_IR"
+        )
+    require_tls = _env("SAGELAKE_LAKE_REQUIRE_TLS", "true").lower()
+    if require_tls not in ("true", "false"):
+        raise ValueError(f"SAGELAKE_LAKE_REQUIRE_TLS={require_tls!r} is not true or false")
+    return {
+        "raw_storage_class": storage_class,
+        "raw_transition_days": transition_days,
+        "noncurrent_expiry_days": _whole("SAGELAKE_LAKE_NONCURRENT_EXPIRY_DAYS", 7, 1),
+        "quarantine_expiry_days": _whole("SAGELAKE_LAKE_QUARANTINE_EXPIRY_DAYS", 90, 1),
+        "athena_results_expiry_days": _whole("SAGELAKE_ATHENA_RESULTS_EXPIRY_DAYS", 30, 1),
+        "abort_multipart_days": _whole("SAGELAKE_LAKE_ABORT_MULTIPART_DAYS", 7, 1),
+        "kms_key_id": _env("SAGELAKE_LAKE_KMS_KEY_ID", ""),
+        "require_tls": require_tls == "true",
+        "bytes_scanned_cutoff": _whole(
+            "SAGELAKE_ATHENA_BYTES_SCANNED_CUTOFF", 10 * 1024**3, ATHENA_MIN_BYTES_SCANNED_CUTOFF
+        ),
+    }
+
+
+# --- discovery: the Glue crawler over raw/ (lake_discovery) ---
+DISCOVERY_SQL_DIR = SQL_DIR / "discovery"
+
+
+def crawler_name() -> str:
+    """Name of the Glue crawler over ``raw/`` (``SAGELAKE_CRAWLER``, default ``sagelake-raw``)."""
+    return _env("SAGELAKE_CRAWLER", "sagelake-raw")
+
+
+# --- profiles: data profiles of published partitions (lake_profile) ---
+def databrew_role() -> str:
+    """IAM role (name or ARN) the DataBrew profile jobs run as on AWS (``SAGELAKE_DATABREW_ROLE``,
+    default ``sagelake-databrew``); unused on the local target."""
+    return _env("SAGELAKE_DATABREW_ROLE", "sagelake-databrew")

@@ -61,6 +61,7 @@ def test_table_format_follows_the_serde() -> None:
         "churn_features": "parquet",
         "churn_quarantine": "parquet",
         "etl_metrics": "json",
+        "quality_results": "json",
         "churn_features_staged": "parquet",
         "churn_quarantine_staged": "parquet",
         "etl_metrics_staged": "json",
