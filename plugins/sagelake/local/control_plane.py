@@ -9,6 +9,8 @@ Two gaps matter to the pipeline and are closed here, in one place, instead of in
 * S3 conditional writes (``If-None-Match: *``, ``If-Match``) must be atomic, as on S3: moto checks the
   condition and then writes, so two concurrent requests could both pass; they are serialised here (the
   partition lock of ``sagelake.lake.partition_lock`` relies on it).
+* Glue crawler runs stay ``RUNNING`` until the local crawler records them, then read as on AWS
+  (``SUCCEEDED``, metrics); ``UpdateCrawler`` and ``GetCrawlerMetrics`` exist (``glue_crawls``).
 
 Run as ``python -m sagelake.local.control_plane --port 4566``.
 """
@@ -91,6 +93,10 @@ def install_extensions() -> None:
     SageMakerModelBackend.create_endpoint = _create_endpoint  # type: ignore[method-assign]
     SageMakerModelBackend.update_endpoint = _update_endpoint  # type: ignore[attr-defined]
     SageMakerResponse.update_endpoint = _update_endpoint_response  # type: ignore[attr-defined]
+    # Glue crawler runs recorded as AWS records them (sagelake.local.glue_crawls, the local crawler's)
+    from sagelake.local import glue_crawls
+
+    glue_crawls.install()
 
 
 def start(host: str = "127.0.0.1", port: int = 4566):

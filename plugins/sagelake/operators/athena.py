@@ -93,7 +93,7 @@ class QualityCheckOperator(AthenaOperator):
         self.version = version
         self.bytes_scanned_cutoff = bytes_scanned_cutoff
         self.bytes_scanned: int | None = None
-        super().__init__(query=f"checks/{self.check_file.name}", **kwargs)
+        super().__init__(query=f"{self.check_file.parent.name}/{self.check_file.name}", **kwargs)
 
     def execute(self, context: Context) -> dict[str, Any]:
         if not is_local():

@@ -13,6 +13,9 @@ import re
 from datetime import datetime
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from sagelake.aws_errors import has_code
 from sagelake.lake import catalog
 from sagelake.lake.layout import Lake, split_s3_uri
 from sagelake.quality.checks import CheckResult, CheckSpec
@@ -54,10 +57,20 @@ def result_uri(lake: Lake, dt: str, row: dict[str, Any]) -> str:
 
 
 def record(s3: Any, glue: Any, database: str, lake: Lake, dt: str, row: dict[str, Any]) -> str:
-    """Write ``row`` (overwriting the same run's row of the same check) and register partition ``dt``;
-    returns the object's URI."""
+    """Write ``row`` (overwriting the same run's row of the same check) and register partition ``dt``
+    (creating the table first if this database has none yet); returns the object's URI."""
     uri = result_uri(lake, dt, row)
     bucket, key = split_s3_uri(uri)
     s3.put_object(Bucket=bucket, Key=key, Body=(json.dumps(row, sort_keys=True) + "\n").encode("utf-8"))
+    try:
+        glue.get_table(DatabaseName=database, Name=TABLE)
+    except ClientError as error:
+        if not has_code(error, "EntityNotFoundException"):
+            raise
+        try:
+            glue.create_table(DatabaseName=database, TableInput=catalog.table_inputs(lake)[TABLE])
+        except ClientError as race:
+            if not has_code(race, "AlreadyExistsException"):
+                raise
     catalog.register_partition(glue, database, TABLE, dt)
     return uri

@@ -104,7 +104,9 @@ class TestQualityCheckOperator:
         assert trigger.serialize()[1]["query_execution_id"] == "qid-0001"
         assert trigger.waiter_delay == 5
         assert deferred.value.method_name == "execute_complete"
-        assert run_query.call_args.args[0] == "checks/row_count.sql"  # the check file is the query
+        assert (
+            run_query.call_args.args[0] == f"{row_count.parent.name}/row_count.sql"
+        )  # the file is the query
 
     @mock.patch.object(AthenaHook, "get_query_results")
     def test_execute_complete_returns_the_verdict(self, get_query_results, row_count, context) -> None:
