@@ -163,6 +163,7 @@ def airflow_env(stack: Stack, webhook_api_key: str, events_queue_url: str) -> di
         "AIRFLOW_CONN_EVENTBRIDGE_WEBHOOK": json.dumps({"conn_type": "generic", "password": webhook_api_key}),
         "SAGELAKE_EVENTS_QUEUE_URL": events_queue_url,
         "SAGELAKE_TARGET": "local",
+        "SAGELAKE_LOCAL_DIR": str(stack.local_dir),  # the local engines' state (sagelake.config.settings)
         "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT / "plugins"), os.environ.get("PYTHONPATH", "")]),
         "NO_PROXY": "127.0.0.1,localhost",
         # standalone starts its components as `airflow …`: this venv's, whatever the caller's PATH
@@ -247,15 +248,23 @@ def start_process(stack: Stack, name: str, argv: list[str], env: dict[str, str],
 
 
 def bootstrap_control_plane(
-    control_plane_url: str, bucket: str, roles: tuple[str, ...], queue: str = EVENTS_QUEUE
+    control_plane_url: str,
+    bucket: str,
+    roles: tuple[str, ...],
+    queue: str = EVENTS_QUEUE,
+    workgroup: str | None = None,
 ) -> str:
-    """What infrastructure-as-code provides on AWS: the lake bucket, the service roles, the events queue.
+    """What infrastructure-as-code provides on AWS: the lake bucket, the service roles, the events queue;
+    then the lake set-up the ``lake_setup`` DAG applies (``sagelake.lake.setup``), on the bucket and the
+    Athena ``workgroup`` (default: the settings').
 
     Returns the queue's URL.
     """
     from botocore.exceptions import ClientError
 
     from sagelake.aws_errors import has_code
+    from sagelake.config.settings import default_params
+    from sagelake.lake.setup import LakePolicy, apply, desired_state
 
     session = boto3_session()
     s3 = session.client("s3", endpoint_url=control_plane_url)
@@ -264,6 +273,18 @@ def bootstrap_control_plane(
     except ClientError as error:
         if not has_code(error, "BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise
+    # The same set-up as on AWS; over plain HTTP it leaves out the TLS-only policy (see docs/lake.md).
+    try:
+        policy = LakePolicy.from_settings()
+    except ValueError as error:  # a bad SAGELAKE_LAKE_* / SAGELAKE_ATHENA_* setting: one line, no trace
+        raise StackError(str(error)) from None
+    lake = desired_state(
+        bucket,
+        workgroup or str(default_params()["athena_workgroup"]),
+        policy,
+        s3_endpoint_url=control_plane_url,
+    )
+    apply(s3, session.client("athena", endpoint_url=control_plane_url), lake)
     iam = session.client("iam", endpoint_url=control_plane_url)
     trust = {
         "Version": "2012-10-17",

@@ -65,8 +65,8 @@ def local_state_dir() -> Path:
 WAREHOUSE_SQL_DIR = SQL_DIR / "warehouse"
 
 
-def warehouse_params() -> dict[str, object]:
-    """Defaults of the ``warehouse_load`` DAG's warehouse params (each can be overridden per run).
+def warehouse_settings() -> dict[str, str]:
+    """The warehouse the ``warehouse_load`` DAG loads: deployment settings, not run params.
 
     ``redshift_workgroup`` and ``redshift_database`` name the Redshift Serverless workgroup and database;
     ``spectrum_role`` is the IAM role (name, expanded to an ARN at run time, or an ARN) Redshift assumes

@@ -11,6 +11,11 @@ Two gaps matter to the pipeline and are closed here, in one place, instead of in
   partition lock of ``sagelake.lake.partition_lock`` relies on it).
 * Glue crawler runs stay ``RUNNING`` until the local crawler records them, then read as on AWS
   (``SUCCEEDED``, metrics); ``UpdateCrawler`` and ``GetCrawlerMetrics`` exist (``glue_crawls``).
+* In a versioned bucket (the lake set-up enables versioning), ``ListObjectsV2`` with a delimiter lists
+  only "folders" that hold a current object, as S3 does; moto also lists folders whose objects are all
+  deleted (delete markers), so ``churn_prepare`` would find the version folders it deleted again.
+* Athena ``UpdateWorkGroup`` (absent from moto) updates the recorded configuration, so the lake set-up
+  can correct a drifted workgroup as on AWS.
 
 Run as ``python -m sagelake.local.control_plane --port 4566``.
 """
@@ -18,11 +23,14 @@ Run as ``python -m sagelake.local.control_plane --port 4566``.
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import threading
 from typing import Any
 
+from moto.athena.responses import AthenaResponse
 from moto.core.utils import utcnow
+from moto.s3.models import FakeDeleteMarker, S3Backend
 from moto.s3.responses import S3Response
 from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.models import FakeEndpoint, SageMakerModelBackend
@@ -84,6 +92,45 @@ def _serialised(method: Any) -> Any:
     return write
 
 
+_original_list_objects = S3Backend.list_objects
+
+
+def _list_objects(
+    self: S3Backend, bucket: Any, prefix: Any, delimiter: Any, marker: Any, max_keys: Any
+) -> Any:
+    """moto's listing, without the common prefixes whose every object is deleted (a delete marker)."""
+    keys, folders, truncated, next_marker = _original_list_objects(
+        self, bucket, prefix, delimiter, marker, max_keys
+    )
+    if delimiter and folders:
+        live = [name for name, key in bucket.keys.items() if not isinstance(key, FakeDeleteMarker)]
+        folders = [folder for folder in folders if any(name.startswith(folder) for name in live)]
+    return keys, folders, truncated, next_marker
+
+
+def _update_work_group(self: AthenaResponse) -> Any:
+    """``UpdateWorkGroup``: ``ConfigurationUpdates`` merged into the recorded configuration."""
+    name = self._get_param("WorkGroup")
+    group = self.athena_backend.work_groups.get(name)
+    if group is None:
+        return self.error(f"WorkGroup {name} is not found.", 400)
+    updates = dict(self._get_param("ConfigurationUpdates") or {})
+    results = updates.pop("ResultConfigurationUpdates", None)
+    if results is not None:
+        group.configuration["ResultConfiguration"] = {
+            **group.configuration.get("ResultConfiguration", {}),
+            **results,
+        }
+    if updates.pop("RemoveBytesScannedCutoffPerQuery", False):
+        group.configuration.pop("BytesScannedCutoffPerQuery", None)
+    group.configuration.update(updates)
+    if self._get_param("Description") is not None:
+        group.description = self._get_param("Description")
+    if self._get_param("State") is not None:
+        group.state = self._get_param("State")
+    return json.dumps({})
+
+
 def install_extensions() -> None:
     """Patch moto with AWS-faithful endpoint create/update and atomic S3 conditional writes (idempotent)."""
     for name in ("put_object", "delete_object"):
@@ -93,6 +140,8 @@ def install_extensions() -> None:
     SageMakerModelBackend.create_endpoint = _create_endpoint  # type: ignore[method-assign]
     SageMakerModelBackend.update_endpoint = _update_endpoint  # type: ignore[attr-defined]
     SageMakerResponse.update_endpoint = _update_endpoint_response  # type: ignore[attr-defined]
+    S3Backend.list_objects = _list_objects  # type: ignore[method-assign]
+    AthenaResponse.update_work_group = _update_work_group  # type: ignore[attr-defined]
     # Glue crawler runs recorded as AWS records them (sagelake.local.glue_crawls, the local crawler's)
     from sagelake.local import glue_crawls
 

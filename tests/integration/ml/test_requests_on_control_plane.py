@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import boto3
 
+from sagelake.lake.setup import get_workgroup
 from tests.support.constants import REGION, ROOT
 from tests.support.pipeline import DT, VERSION, rendered_task, training
 
@@ -34,6 +35,8 @@ def test_quality_check_query_is_accepted_by_athena_on_the_control_plane(aws_env)
     task = rendered_task("churn_prepare.py", "churn_prepare", "check_row_count")
     assert f"dt = '{DT}'" in task.query and "sagelake.churn_features" in task.query
     athena = boto3.client("athena", endpoint_url=aws_env, region_name=REGION)
+    if get_workgroup(athena, task.workgroup) is None:  # lake_setup creates it (sagelake.lake.setup)
+        athena.create_work_group(Name=task.workgroup)
     qid = athena.start_query_execution(
         QueryString=task.query,
         QueryExecutionContext={"Database": task.database},
@@ -42,7 +45,7 @@ def test_quality_check_query_is_accepted_by_athena_on_the_control_plane(aws_env)
     )["QueryExecutionId"]
     execution = athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]
     assert execution["Query"] == task.query
-    assert execution["WorkGroup"] == "primary"
+    assert execution["WorkGroup"] == task.workgroup == "sagelake"
     assert execution["QueryExecutionContext"]["Database"] == "sagelake"
     assert (
         execution["ResultConfiguration"]["OutputLocation"] == f"s3://sagelake-lake/athena-results/{qid}.csv"
