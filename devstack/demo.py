@@ -82,8 +82,9 @@ def format_summary(s: dict[str, Any]) -> str:
     for check in s["checks"]:
         verdict = "PASS" if check["passed"] else ("WARN" if check["severity"] == "warn" else "FAIL")
         scanned = check.get("bytes_scanned")
+        expect = f"expect {check['expectation']}"
         lines.append(
-            f"    {verdict}  {check['name']:<28} value={check['value']:<10g} expect {check['expectation']:<28}"
+            f"    {verdict}  {check['name']:<28} value={check['value']:<10g} {expect:<35}"
             + (f" {scanned} B scanned" if scanned is not None else "")
         )
     metrics = " ".join(f"{k}={v:.4f}" for k, v in s["model"]["metrics"].items())

@@ -25,6 +25,8 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = os.path.join(os.path.dirname(__file__), "..", "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = os.path.join(os.path.dirname(__file__), "..", "plugins")
 os.environ.setdefault("SAGELAKE_TARGET", "local")
+# The local engines' state (the local warehouse's database files…) of this test session, never `.local/`.
+os.environ["SAGELAKE_LOCAL_DIR"] = tempfile.mkdtemp(prefix="sagelake-test-state-")
 
 
 @pytest.fixture(scope="session")

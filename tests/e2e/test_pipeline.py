@@ -312,3 +312,37 @@ def athena_rows(stack, sql: str) -> list[tuple]:
 def athena_count(stack, dt: str) -> int:
     """``count(*)`` of the published partition, as the local Athena engine reads it through the catalog."""
     return int(athena_rows(stack, f"SELECT count(*) AS n FROM churn_features WHERE dt = '{dt}'")[0][0])
+
+
+def test_the_published_day_is_profiled_and_loaded_into_the_warehouse(stack, published_day) -> None:
+    """The DAGs the curated asset starts, run for the published day: a profile of exactly the published
+    rows, and a warehouse day that a second load replaces instead of duplicating."""
+    import duckdb
+
+    from sagelake.config.settings import local_state_dir, warehouse_settings
+    from sagelake.lake.profiles import from_document, profile_keys
+    from sagelake.local.redshift.engine import database_path
+
+    location, features = published_features(stack, PUBLISHED_DT)
+    version = location.rstrip("/").rsplit("version=", 1)[1]
+
+    profiled = load_dag("lake_profile").test(run_conf={"dt": PUBLISHED_DT})
+    assert str(profiled.state) == "success", task_states(profiled)
+    keys = profile_keys(stack["lake"].bucket, "churn_features", PUBLISHED_DT, version)
+    body = stack["s3"].get_object(Bucket=keys.bucket, Key=keys.profile_key)["Body"].read()
+    profile = from_document(json.loads(body))
+    assert profile.row_count == features.num_rows
+    assert profile.column("customer_id").distinct == features.num_rows
+
+    warehouse = warehouse_settings()
+    path = database_path(local_state_dir(), warehouse["redshift_workgroup"], warehouse["redshift_database"])
+    for _ in range(2):  # a re-run replaces the day
+        loaded = load_dag("warehouse_load").test(run_conf={"dt": PUBLISHED_DT})
+        assert str(loaded.state) == "success", task_states(loaded)
+        with duckdb.connect(str(path), read_only=True) as con:
+            table = f"public.{warehouse['warehouse_table']}"
+            rows = con.execute(
+                f"SELECT count(*), count(DISTINCT customer_id), min(version) FROM {table} "
+                f"WHERE dt = DATE '{PUBLISHED_DT}'"
+            ).fetchone()
+        assert rows == (features.num_rows, features.num_rows, version)

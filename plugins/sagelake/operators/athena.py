@@ -59,7 +59,8 @@ class QualityCheckOperator(AthenaOperator):
     computed from ``GetQueryResults``. On the ``local`` target the rendered SQL runs synchronously on DuckDB
     (the local Athena engine, ``LocalAthenaEngine``) against the local Glue catalog, and the result CSV is
     written to ``output_location`` as Athena would; ``deferrable``, ``workgroup`` and ``catalog`` have no
-    effect there (``bytes_scanned_cutoff`` stands in for the workgroup's limit).
+    effect there, except that the workgroup's ``BytesScannedCutoffPerQuery`` (read from the control plane)
+    fails a query that would scan more.
 
     The bytes the query scanned are logged and returned with the verdict (Athena's ``DataScannedInBytes``;
     locally the size of the files read). With ``results_bucket`` and ``dt``, the verdict is also recorded
@@ -71,8 +72,8 @@ class QualityCheckOperator(AthenaOperator):
     :param results_bucket: the lake bucket whose ``quality_results`` table records the verdict; None
         records nothing. (templated)
     :param version: the staged version the check audits, recorded with the verdict. (templated)
-    :param bytes_scanned_cutoff: local target only: fail a query that would scan more (the workgroup's
-        ``BytesScannedCutoffPerQuery``); None: no limit.
+    :param bytes_scanned_cutoff: local target only: fail a query that would scan more bytes; None: the
+        workgroup's ``BytesScannedCutoffPerQuery``, if it has one.
     """
 
     template_fields: Sequence[str] = (*AthenaOperator.template_fields, "dt", "results_bucket", "version")
@@ -121,6 +122,11 @@ class QualityCheckOperator(AthenaOperator):
 
         access = access_from_hook(self.hook)
         session = self.hook.get_session()
+        cutoff = self.bytes_scanned_cutoff
+        if cutoff is None and self.workgroup:  # the workgroup's limit, as Athena enforces it
+            from sagelake.lake.setup import workgroup_limits
+
+            cutoff = workgroup_limits(self.hook.get_conn(), self.workgroup).bytes_scanned_cutoff
         with LocalAthenaEngine(
             session.client("glue", endpoint_url=access.endpoint("glue"), region_name=access.region),
             s3_endpoint_url=access.endpoint("s3"),
@@ -128,7 +134,7 @@ class QualityCheckOperator(AthenaOperator):
             access_key_id=access.access_key_id,
             secret_access_key=access.secret_access_key,
             session_token=access.session_token,
-            bytes_scanned_cutoff=self.bytes_scanned_cutoff,
+            bytes_scanned_cutoff=cutoff,
         ) as engine:
             result = engine.execute(self.query, self.database)
         self.bytes_scanned = result.bytes_scanned

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
+from botocore.config import Config
 
 from devstack.stack import aws_connection
 from sagelake.lake import catalog
@@ -101,3 +102,26 @@ def test_a_failed_check_is_recorded_before_the_task_fails(lake_db, aws_env, tmp_
         run_check(check_file(tmp_path, database), database, lake, "manual__1")
     [row] = recorded(glue, aws_env, database)
     assert row[:5] == ("row_count", 3.0, "value >= 10", "error", "fail")
+
+
+def test_the_workgroups_bytes_scanned_limit_is_enforced_locally(lake_db, aws_env, tmp_path) -> None:
+    from sagelake.local.athena.engine import BytesScannedLimitError
+
+    s3, glue, database, lake = lake_db
+    size = put_features(s3, glue, database, lake, 25)
+    # below AWS's 10 MB minimum, so that a tiny file exceeds it: skip botocore's client-side validation
+    unvalidated = Config(parameter_validation=False)
+    athena = boto3.client("athena", endpoint_url=aws_env, region_name=REGION, config=unvalidated)
+    workgroup = f"wg-{uuid.uuid4().hex[:8]}"
+    athena.create_work_group(Name=workgroup, Configuration={"BytesScannedCutoffPerQuery": size - 1})
+    op = QualityCheckOperator(
+        task_id="check_row_count",
+        check_file=check_file(tmp_path, database),
+        database=database,
+        workgroup=workgroup,
+    )
+    op.query = op.check_file.read_text()
+    with pytest.raises(BytesScannedLimitError, match=f"limit of {size - 1} bytes"):
+        op.execute({"run_id": "manual__1"})
+    op.workgroup = None  # no workgroup: no limit
+    assert op.execute({"run_id": "manual__1"})["bytes_scanned"] == size

@@ -44,7 +44,8 @@ class FakeAthena:
     def get_query_execution(self, QueryExecutionId: str) -> dict:
         self.polls += 1
         state = "RUNNING" if self.polls == 1 else "SUCCEEDED"
-        return {"QueryExecution": {"Status": {"State": state}, "Statistics": {"DataScannedInBytes": 10485760}}}
+        statistics = {"DataScannedInBytes": 10485760}
+        return {"QueryExecution": {"Status": {"State": state}, "Statistics": statistics}}
 
     def get_paginator(self, name: str):
         info = [{"Name": "plan", "Type": "varchar"}, {"Name": "customers", "Type": "bigint"}]
