@@ -1,13 +1,13 @@
 """Discovery: crawl what lands in `raw/` and report where it departs from the dataset contracts.
 
 Daily (or triggered by hand, with an optional `dt` naming the day the drift is recorded under):
-1. **crawl_raw** — the Glue crawler `crawler_name` over `s3://<bucket>/raw/`, defined as code
-   (`sagelake.lake.discovery.crawler_config`), created or updated, then run. One table per dataset
-   folder, named `crawled_<folder>` (`crawled_customers`, `crawled_events`, …) so it never touches the
-   contract-defined `raw_*` tables the pipeline reads; `dt=` folders become partitions. On AWS the Glue
-   crawler runs and the task waits in the triggerer; on the local target a real local crawler infers each
-   dataset's schema from its files (CSV header and value types, JSON keys, Parquet schema, `.gz` too) and
-   records the run as AWS would.
+1. **crawl_raw** — the Glue crawler `SAGELAKE_CRAWLER` (a deployment setting, default `sagelake-raw`)
+   over `s3://<bucket>/raw/`, defined as code (`sagelake.lake.discovery.crawler_config`), created or
+   updated, then run. One table per dataset folder, named `crawled_<folder>` (`crawled_customers`,
+   `crawled_events`, …) so it never touches the contract-defined `raw_*` tables the pipeline reads;
+   `dt=` folders become partitions. On AWS the Glue crawler runs and the task waits in the triggerer; on
+   the local target a real local crawler infers each dataset's schema from its files (CSV header and
+   value types, JSON keys, Parquet schema, `.gz` too) and records the run as AWS would.
 2. **compare_with_contracts** — every crawled table against the contract at its location
    (`include/contracts/`): columns added, missing, or of a type the contract cannot load. One JSON line
    per dataset in `s3://<bucket>/metrics/crawler_drift/dt=<dt>/drift.jsonl`, registered as partition `dt`
@@ -26,7 +26,7 @@ from typing import Any
 
 from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 
 from sagelake.config.params import pipeline_params
 from sagelake.config.settings import AWS_CONN_ID, DISCOVERY_SQL_DIR, SQL_DIR, crawler_name
@@ -34,6 +34,7 @@ from sagelake.lake.discovery import crawler_config
 from sagelake.operators.athena import QualityCheckOperator
 from sagelake.operators.glue_crawler import SagelakeGlueCrawlerOperator
 
+CRAWLER = crawler_name()
 DT = "{{ params.dt or ds }}"
 DRIFT_CHECK = DISCOVERY_SQL_DIR / "crawler_drift.sql"
 
@@ -60,10 +61,10 @@ def compare_with_contracts(dt: str, params: dict[str, Any]) -> list[dict[str, An
         for page in glue.get_paginator("get_tables").paginate(DatabaseName=params["glue_database"])
         for table in page["TableList"]
     ]
-    crawl = glue.get_crawler(Name=params["crawler_name"])["Crawler"].get("LastCrawl", {})
+    crawl = glue.get_crawler(Name=CRAWLER)["Crawler"].get("LastCrawl", {})
     crawled_at = crawl["StartTime"].isoformat() if crawl.get("StartTime") else ""
     records = drift_records(
-        tables, Lake(params["bucket"]), crawler=params["crawler_name"], crawled_at=crawled_at
+        tables, Lake(params["bucket"]), crawler=CRAWLER, crawled_at=crawled_at
     )
     uri = write_drift(s3, glue, params["glue_database"], params["bucket"], dt, records)
     for record in records:
@@ -85,10 +86,7 @@ def compare_with_contracts(dt: str, params: dict[str, Any]) -> list[dict[str, An
     catchup=False,
     max_active_runs=1,  # one crawl at a time: a crawler runs once at a time on AWS too
     template_searchpath=[str(SQL_DIR)],
-    params={
-        **pipeline_params(dt_fallback="the run's logical date"),
-        "crawler_name": Param(crawler_name(), type="string", description="The Glue crawler over raw/."),
-    },
+    params=pipeline_params(dt_fallback="the run's logical date"),
     default_args={
         "owner": "data-engineering",
         "retries": 2,
@@ -102,7 +100,7 @@ def lake_discovery() -> None:
     crawl = SagelakeGlueCrawlerOperator(
         task_id="crawl_raw",
         config=crawler_config(
-            name="{{ params.crawler_name }}",
+            name=CRAWLER,
             role="{{ params.glue_role }}",
             database="{{ params.glue_database }}",
             bucket="{{ params.bucket }}",

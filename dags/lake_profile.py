@@ -22,7 +22,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 
 from sagelake.config.params import pipeline_params
 from sagelake.config.settings import AWS_CONN_ID, databrew_role
@@ -79,7 +79,7 @@ def profile(dataset: str) -> DataBrewProfileOperator:
         version=f"{{{{ {PARTITION}['version'] }}}}",
         location=f"{{{{ {PARTITION}['locations']['{dataset}'] }}}}",
         bucket="{{ params.bucket }}",
-        role="{{ params.databrew_role }}",
+        role=databrew_role(),  # a deployment setting, not a run param
         deferrable=True,
         waiter_delay=30,
         waiter_max_attempts=120,
@@ -92,12 +92,7 @@ def profile(dataset: str) -> DataBrewProfileOperator:
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    params={
-        **pipeline_params(dt_fallback="the triggering asset event's"),
-        "databrew_role": Param(
-            databrew_role(), type="string", description="IAM role of the DataBrew jobs (AWS)."
-        ),
-    },
+    params=pipeline_params(dt_fallback="the triggering asset event's"),
     default_args={
         "owner": "data-engineering",
         "retries": 1,

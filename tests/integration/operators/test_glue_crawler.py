@@ -44,7 +44,7 @@ def crawl(bucket: str, database: str, **overrides) -> str:
     return op.execute({})
 
 
-def test_local_branch_crawls_and_the_drift_check_reports_the_columns(glue, s3, bucket) -> None:
+def test_local_branch_crawls_and_the_drift_check_reports_the_columns(glue, s3, bucket, monkeypatch) -> None:
     database = f"db_{bucket.replace('-', '_')}"
     glue.create_database(DatabaseInput={"Name": database})
     day = generate_day(DT, n_customers=40)
@@ -70,7 +70,8 @@ def test_local_branch_crawls_and_the_drift_check_reports_the_columns(glue, s3, b
     assert (metrics["TablesCreated"], metrics["TablesUpdated"]) == (0, 0)
 
     # the DAG's compare_with_contracts (twice: a re-run replaces the day's record), then its warn check
-    params = {"dt": DT, "bucket": bucket, "glue_database": database, "crawler_name": name}
+    monkeypatch.setenv("SAGELAKE_CRAWLER", name)  # the DAG's crawler: a deployment setting
+    params = {"dt": DT, "bucket": bucket, "glue_database": database}
     compare = rendered_task("lake_discovery.py", "lake_discovery", "compare_with_contracts", conf=params)
     compare.python_callable(dt=DT, params=params)
     records = compare.python_callable(dt=DT, params=params)
