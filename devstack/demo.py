@@ -25,6 +25,8 @@ from sagelake.lake.layout import Lake, check_dt, split_s3_uri
 from sagelake.local.java import JavaNotFoundError
 
 PREPARE, TRAIN, SQS_EVENTS = "churn_prepare", "churn_train_deploy", "eventbridge_sqs"
+PROFILE, WAREHOUSE = "lake_profile", "warehouse_load"
+ON_PUBLISH = (TRAIN, PROFILE, WAREHOUSE)  # the DAGs the curated asset event starts
 TERMINAL = {"success", "failed"}
 
 
@@ -46,15 +48,15 @@ def follow(api: AirflowApi, dag_id: str, run_id: str, timeout_s: float) -> str:
     raise TimeoutError(f"{dag_id} run {run_id} did not finish within {timeout_s:.0f}s")
 
 
-def wait_for_asset_run(api: AirflowApi, after: str, timeout_s: float = 120) -> str:
-    """The run of the training DAG that the curated asset event created after ``after``."""
+def wait_for_asset_run(api: AirflowApi, dag_id: str, after: str, timeout_s: float = 120) -> str:
+    """The run of ``dag_id`` that the curated asset event created after ``after``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        for run in api.dag_runs(TRAIN, order_by="-run_after", limit=5):
+        for run in api.dag_runs(dag_id, order_by="-run_after", limit=5):
             if run.get("run_type") == "asset_triggered" and (run.get("run_after") or "") >= after:
                 return run["dag_run_id"]
         time.sleep(2)
-    raise TimeoutError(f"no asset-triggered {TRAIN} run appeared within {timeout_s:.0f}s")
+    raise TimeoutError(f"no asset-triggered {dag_id} run appeared within {timeout_s:.0f}s")
 
 
 def read_etl_metrics(s3: Any, location: str) -> dict[str, Any]:
@@ -93,6 +95,10 @@ def format_summary(s: dict[str, Any]) -> str:
         f"  registered   {s['package']['arn']}  status={s['package']['status']}",
         f"  endpoint     {s['endpoint']['name']}  ({s['endpoint']['status']})",
         f"  prediction   {json.dumps(s['prediction']['output'])}  for {json.dumps(s['prediction']['input'])}",
+        f"  profile      {s['profile']['report']}",
+        f"               open: {s['profile']['report_url']}",
+        f"  warehouse    {s['warehouse']['customers']} customers of dt={s['dt']} loaded "
+        f"({s['warehouse']['plans']} plans in the analytics join)",
     ]
     return "\n".join(lines)
 
@@ -164,7 +170,7 @@ def land_demo_day(clients: DemoClients, dt: str, n_customers: int) -> list[str]:
 
 def enable_dags(api: AirflowApi) -> None:
     """Wait until Airflow has parsed the demo's DAGs, then unpause them."""
-    for dag_id in (PREPARE, TRAIN, SQS_EVENTS):  # the SQS way in is live too (see docs/events.md)
+    for dag_id in (PREPARE, *ON_PUBLISH, SQS_EVENTS):  # the SQS way in is live too (see docs/events.md)
         api.wait_for_dag(dag_id)
         api.unpause(dag_id)
 
@@ -195,23 +201,23 @@ def start_run_through_webhook(clients: DemoClients, landed_uri: str, now: dateti
 
 def follow_pipeline(
     api: AirflowApi, airflow_url: str, prepare_run: str, after: str, timeout_s: float
-) -> str | None:
-    """Follow the prepare run, then the training run its asset event starts; that run's id, or None.
-
-    None (with the reason on stderr) when either run fails.
-    """
+) -> dict[str, str] | None:
+    """Follow the prepare run, then the runs its asset event starts (training, profile, warehouse load);
+    their ids by DAG, or None (with the reason on stderr) when a run fails."""
     if follow(api, PREPARE, prepare_run, timeout_s) != "success":
         print(f"error: {PREPARE} failed; see the Airflow UI at {airflow_url}", file=sys.stderr)
         return None
-    train_run = wait_for_asset_run(api, after=after)
-    print(f"{TRAIN} run {train_run} started by the curated asset event", flush=True)
-    if follow(api, TRAIN, train_run, timeout_s) != "success":
-        print(f"error: {TRAIN} failed; see the Airflow UI at {airflow_url}", file=sys.stderr)
-        return None
-    return train_run
+    runs = {dag_id: wait_for_asset_run(api, dag_id, after=after) for dag_id in ON_PUBLISH}
+    for dag_id, run_id in runs.items():
+        print(f"{dag_id} run {run_id} started by the curated asset event", flush=True)
+    for dag_id, run_id in runs.items():
+        if follow(api, dag_id, run_id, timeout_s) != "success":
+            print(f"error: {dag_id} failed; see the Airflow UI at {airflow_url}", file=sys.stderr)
+            return None
+    return runs
 
 
-def build_summary(clients: DemoClients, dt: str, prepare_run: str, train_run: str) -> dict[str, Any]:
+def build_summary(clients: DemoClients, dt: str, prepare_run: str, runs: dict[str, str]) -> dict[str, Any]:
     """The end-of-demo summary, read back from the runs, the lake, the control plane and the endpoint."""
     from sagelake.lake.publish import published_location
     from sagelake.ml.lifecycle import sample_instances
@@ -224,8 +230,11 @@ def build_summary(clients: DemoClients, dt: str, prepare_run: str, train_run: st
         for ti in api.task_instances(PREPARE, prepare_run)
         if ti["task_id"].startswith("check_")
     ]
+    train_run = runs[TRAIN]
     evaluation = {key: api.xcom(TRAIN, train_run, "evaluate", key) for key in ("training_job", "metrics")}
     approval = api.xcom(TRAIN, train_run, "approve")
+    profile = api.xcom(PROFILE, runs[PROFILE], "profile_churn_features")
+    analytics = api.xcom(WAREHOUSE, runs[WAREHOUSE], "report")
     package = sagemaker.describe_model_package(ModelPackageName=approval["model_package_arn"])
     endpoint = sagemaker.describe_endpoint(EndpointName=clients.endpoint_name)
     instance = sample_instances(s3, announced["location"], n=1)[0]
@@ -241,6 +250,11 @@ def build_summary(clients: DemoClients, dt: str, prepare_run: str, train_run: st
             "input": instance,
             "output": invoke(clients.runtime, endpoint["EndpointName"], instance),
         },
+        "profile": {"report_url": profile["report_url"], "report": profile["report"]},
+        "warehouse": {
+            "customers": sum(int(row["customers"]) for row in analytics if row["dt"] == dt),
+            "plans": len([row for row in analytics if row["dt"] == dt]),
+        },
     }
 
 
@@ -252,10 +266,10 @@ def run_demo(dt: str, n_customers: int, timeout_s: float) -> int:
     now = datetime.now(UTC)
     prepare_run = start_run_through_webhook(clients, uris[-1], now)
     airflow_url = clients.stack.airflow_url
-    train_run = follow_pipeline(clients.api, airflow_url, prepare_run, now.isoformat(), timeout_s)
-    if train_run is None:
+    runs = follow_pipeline(clients.api, airflow_url, prepare_run, now.isoformat(), timeout_s)
+    if runs is None:
         return 1
-    print(format_summary(build_summary(clients, dt, prepare_run, train_run)))
+    print(format_summary(build_summary(clients, dt, prepare_run, runs)))
     print(f"\nAirflow UI: {airflow_url}  (login {local_stack.LOCAL_USER} / {local_stack.LOCAL_PASSWORD})")
     print("The stack keeps running; `make down` stops it.")
     return 0

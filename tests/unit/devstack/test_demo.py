@@ -50,6 +50,11 @@ def test_demo_summary_names_every_stage() -> None:
             "package": {"arn": "arn:aws:sagemaker:us-east-1:1:model-package/g/1", "status": "Approved"},
             "endpoint": {"name": "sagelake-churn", "status": "InService"},
             "prediction": {"input": {"plan": "basic"}, "output": {"churn_probability": 0.25, "churned": 0}},
+            "profile": {
+                "report": "s3://lake/profiles/churn_features/r.html",
+                "report_url": "http://x/r.html",
+            },
+            "warehouse": {"customers": 9, "plans": 3},
         }
     )
     for expected in (
@@ -65,15 +70,23 @@ def test_demo_summary_names_every_stage() -> None:
         "model-package/g/1  status=Approved",
         "sagelake-churn  (InService)",
         '"churn_probability": 0.25',
+        "profile      s3://lake/profiles/churn_features/r.html",
+        "open: http://x/r.html",
+        "warehouse    9 customers of dt=2026-11-26 loaded (3 plans",
     ):
         assert expected in text, expected
 
 
 class FakeApi:
-    """Airflow runs that end at once in the given states; the training run is asset-triggered."""
+    """Airflow runs that end at once in the given states; the runs after publishing are asset-triggered."""
 
     def __init__(self, prepare_state: str, train_state: str = "success") -> None:
-        self.states = {"churn_prepare": prepare_state, "churn_train_deploy": train_state}
+        self.states = {
+            "churn_prepare": prepare_state,
+            "churn_train_deploy": train_state,
+            "lake_profile": "success",
+            "warehouse_load": "success",
+        }
         self.followed: list[str] = []
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
@@ -86,17 +99,18 @@ class FakeApi:
     def dag_runs(self, dag_id: str, **query) -> list[dict]:
         return [
             {"dag_run_id": "scheduled", "run_type": "scheduled", "run_after": "2026-11-27T00:00:00"},
-            {"dag_run_id": "train-1", "run_type": "asset_triggered", "run_after": "2026-11-26T10:00:01"},
+            {"dag_run_id": f"{dag_id}-1", "run_type": "asset_triggered", "run_after": "2026-11-26T10:00:01"},
         ]
 
 
-def test_follow_pipeline_returns_the_asset_triggered_training_run(capsys) -> None:
+def test_follow_pipeline_returns_the_runs_the_asset_event_started(capsys) -> None:
     from devstack.demo import follow_pipeline
 
     api = FakeApi("success")
-    assert follow_pipeline(api, "http://airflow", "prep-1", "2026-11-26T10:00:00", 5) == "train-1"
-    assert api.followed == ["prep-1", "train-1"]
-    assert "churn_train_deploy run train-1 started" in capsys.readouterr().out
+    runs = follow_pipeline(api, "http://airflow", "prep-1", "2026-11-26T10:00:00", 5)
+    assert runs == {d: f"{d}-1" for d in ("churn_train_deploy", "lake_profile", "warehouse_load")}
+    assert api.followed == ["prep-1", *runs.values()]
+    assert "churn_train_deploy run churn_train_deploy-1 started" in capsys.readouterr().out
 
 
 def test_follow_pipeline_stops_at_the_first_failed_run(capsys) -> None:
