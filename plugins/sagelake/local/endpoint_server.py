@@ -6,6 +6,12 @@ production variant → model → ``ModelDataUrl``), loads that ``model.tar.gz`` 
 ``input_fn → predict_fn → output_fn``. Errors carry AWS's codes, so botocore raises
 ``ValidationError`` / ``ModelError`` as against real SageMaker.
 
+A model on the XGBoost image without ``SAGEMAKER_PROGRAM`` (SageMaker's built-in XGBoost algorithm,
+:func:`sagelake.ml.images.is_builtin_xgboost_model`) has no inference script: its ``xgboost-model`` is
+loaded with the local xgboost library and served as the algorithm's inference does — ``text/csv`` rows
+of features in, one score per row out, comma-separated on one line (``SAGEMAKER_BATCH`` set in the
+model's environment: one per line, as in batch transform).
+
 Run as ``python -m sagelake.local.endpoint_server --port 8085 --control-plane-url http://127.0.0.1:4566``.
 """
 
@@ -37,11 +43,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from sagelake.aws_errors import has_code
 from sagelake.lake.layout import split_s3_uri
 from sagelake.ml.artifacts import extract_tar
+from sagelake.ml.images import is_builtin_xgboost_model
 
 log = logging.getLogger(__name__)
 
 ACCOUNT_ID = "123456789012"
 JSON = "application/json"
+CSV = "text/csv"
+XGBOOST_MODEL_FILE = "xgboost-model"
+XGBOOST_CONTENT_TYPES = ("text/csv", "text/libsvm", "text/x-libsvm", "application/x-recordio-protobuf")
 MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker's real-time payload limit
 
 
@@ -73,14 +83,84 @@ class Variant:
     weight: float
 
 
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a variant's model comes from: its ``ModelDataUrl`` and how it is served."""
+
+    url: str
+    builtin_xgboost: bool = False
+    batch: bool = False  # SAGEMAKER_BATCH in the container environment (built-in XGBoost's output shape)
+
+
 @dataclass
 class LoadedModel:
-    """A model archive extracted on disk, its inference module and the object ``model_fn`` returned."""
+    """A model archive extracted on disk, its inference module (none for built-in XGBoost) and model."""
 
     url: str
     directory: Path
-    module: ModuleType
+    module: ModuleType | None
     model: Any
+    builtin_xgboost: bool = False
+
+
+def load_xgboost_booster(directory: Path):
+    """The built-in algorithm's model: ``xgboost-model`` (else the archive's only file) as a Booster."""
+    import xgboost as xgb
+
+    path = directory / XGBOOST_MODEL_FILE
+    if not path.is_file():
+        files = [p for p in directory.iterdir() if p.is_file()]
+        if len(files) != 1:
+            raise model_error(
+                f"no {XGBOOST_MODEL_FILE} in the model archive: train it with the built-in XGBoost algorithm"
+            )
+        path = files[0]
+    booster = xgb.Booster()
+    booster.load_model(bytearray(path.read_bytes()))  # from a buffer, xgboost detects the format
+    booster.set_param("nthread", 1)  # as the container: one thread per worker
+    return booster
+
+
+def parse_csv_rows(body: bytes):
+    """``text/csv`` rows of numbers (empty field = missing) as a float matrix; a ModelError otherwise."""
+    import numpy as np
+
+    text = body.decode("utf-8").strip()
+    if not text:
+        raise model_error("Loading csv data failed: the request body is empty")
+    rows = [line.split(",") for line in text.splitlines() if line.strip()]
+    widths = {len(row) for row in rows}
+    if len(widths) != 1:
+        raise model_error(f"Loading csv data failed: rows have different column counts {sorted(widths)}")
+    try:
+        return np.array([[float(v) if v.strip() else np.nan for v in row] for row in rows], dtype="float64")
+    except ValueError as exc:
+        raise model_error(
+            f"Loading csv data failed with Exception, please ensure data is in csv format: {exc}"
+        ) from None
+
+
+def predict_builtin_xgboost(booster, body: bytes, content_type: str, batch: bool = False) -> bytes:
+    """The built-in algorithm's ``/invocations``: scores of ``text/csv`` rows, comma-separated."""
+    import xgboost as xgb
+
+    kind = (content_type or CSV).split(";")[0].strip().lower()
+    if kind not in XGBOOST_CONTENT_TYPES:
+        raise model_error(
+            f"Content-type {content_type} not supported. Supported content-type is text/csv, text/libsvm"
+        )
+    if kind != CSV:
+        raise model_error(f"Content-type {kind} is not served locally: send text/csv")
+    rows = parse_csv_rows(body)
+    expected = booster.num_features()
+    if rows.shape[1] != expected:
+        raise model_error(
+            f"Feature size of csv inference data {rows.shape[1]} is not consistent with feature size of "
+            f"trained model {expected}"
+        )
+    scores = booster.predict(xgb.DMatrix(rows, missing=float("nan")), validate_features=False)
+    values = [str(v) for v in scores.tolist()]
+    return ("\n".join(values) + "\n" if batch else ",".join(values)).encode()
 
 
 def choose_variant(variants: list[Variant], rng: random.Random, target: str | None = None) -> Variant:
@@ -107,13 +187,13 @@ class ModelCache:
         self._models: dict[str, LoadedModel] = {}
         self._lock = threading.Lock()
 
-    def get(self, url: str) -> LoadedModel:
+    def get(self, url: str, builtin_xgboost: bool = False) -> LoadedModel:
         with self._lock:
             if url not in self._models:
-                self._models[url] = self._load(url)
+                self._models[url] = self._load(url, builtin_xgboost)
             return self._models[url]
 
-    def _load(self, url: str) -> LoadedModel:
+    def _load(self, url: str, builtin_xgboost: bool = False) -> LoadedModel:
         try:
             bucket, key = split_s3_uri(url)
             data = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -129,6 +209,15 @@ class ModelCache:
             raise model_error(f"model data {url} is not a readable model.tar.gz: {exc}") from None
         shutil.rmtree(directory, ignore_errors=True)
         staging.rename(directory)
+        if builtin_xgboost:
+            try:
+                booster = load_xgboost_booster(directory)
+            except InvocationError:
+                raise
+            except Exception as exc:
+                raise model_error(f"loading {url} failed: {type(exc).__name__}: {exc}") from None
+            log.info("loaded built-in XGBoost model %s into %s", url, directory)
+            return LoadedModel(url=url, directory=directory, module=None, model=booster, builtin_xgboost=True)
         script = directory / "code" / "inference.py"
         if not script.is_file():
             raise model_error(f"model data {url} has no code/inference.py: train with the sagelake train.py")
@@ -166,8 +255,8 @@ class EndpointServer(ThreadingHTTPServer):
         with self._rng_lock:
             return choose_variant(variants, self._rng, target)
 
-    def resolve(self, endpoint: str, target: str | None) -> tuple[Variant, str]:
-        """Endpoint name → (chosen variant, its ModelDataUrl), asking the control plane every time."""
+    def resolve(self, endpoint: str, target: str | None) -> tuple[Variant, ModelSource]:
+        """Endpoint name → (chosen variant, its model source), asking the control plane every time."""
         try:
             described = self.sagemaker.describe_endpoint(EndpointName=endpoint)
         except ClientError as exc:
@@ -196,12 +285,22 @@ class EndpointServer(ThreadingHTTPServer):
         url = container.get("ModelDataUrl")
         if not url:
             raise model_error(f"model {variant.model_name} has no ModelDataUrl", variant.name)
-        return variant, url
+        builtin = is_builtin_xgboost_model(container)
+        batch = builtin and bool((container.get("Environment") or {}).get("SAGEMAKER_BATCH"))
+        return variant, ModelSource(url=url, builtin_xgboost=builtin, batch=batch)
 
     def invoke(self, endpoint: str, body: bytes, content_type: str, accept: str, target: str | None):
         """Run one invocation; returns ``(response body, content type, variant name)``."""
-        variant, url = self.resolve(endpoint, target)
-        loaded = self.models.get(url)
+        variant, source = self.resolve(endpoint, target)
+        loaded = self.models.get(source.url, source.builtin_xgboost)
+        if loaded.builtin_xgboost:
+            try:
+                payload = predict_builtin_xgboost(loaded.model, body, content_type, source.batch)
+            except InvocationError as error:
+                raise model_error(error.extra["OriginalMessage"], variant.name) from None
+            except Exception as exc:
+                raise model_error(f"{type(exc).__name__}: {exc}", variant.name) from None
+            return payload, CSV, variant.name
         module = loaded.module
         try:
             data = module.input_fn(body, content_type)

@@ -1,5 +1,8 @@
 """The local SageMaker training engine: run a CreateTrainingJob request the way the container does.
 
+A request for SageMaker's built-in XGBoost algorithm (the XGBoost image without script-mode
+hyperparameters) goes to :mod:`sagelake.local.builtin_xgboost`; everything below is script mode.
+
 Channels are downloaded into ``<work>/input/data/<channel>``, the script-mode ``sourcedir.tar.gz``
 is extracted into ``<work>/code`` and the entry point runs in a subprocess with the SageMaker
 environment contract (``SM_*``). On success the model dir and the output data dir are tarred to
@@ -22,6 +25,7 @@ from typing import Any
 
 from sagelake.lake.layout import split_s3_uri
 from sagelake.ml.artifacts import extract_tar, package_source_dir
+from sagelake.ml.images import is_builtin_xgboost_training
 
 log = logging.getLogger(__name__)
 
@@ -372,7 +376,15 @@ def _upload_artefacts(plan: _TrainingPlan, s3_client, work: Path) -> tuple[str, 
 
 
 def run_training_job(request: dict, s3_client, work_dir: Path) -> TrainingRunResult:
-    """Run one CreateTrainingJob request locally; upload model.tar.gz and output.tar.gz on success."""
+    """Run one CreateTrainingJob request locally; upload model.tar.gz and output.tar.gz on success.
+
+    Built-in XGBoost requests run on the local xgboost library
+    (:func:`sagelake.local.builtin_xgboost.run_builtin_xgboost`), script-mode requests run their script.
+    """
+    if is_builtin_xgboost_training(request):
+        from sagelake.local.builtin_xgboost import run_builtin_xgboost  # it imports this module
+
+        return run_builtin_xgboost(request, s3_client, work_dir)
     plan = _plan_job(request)
     work = Path(work_dir)
     channels = _stage_channels(plan, s3_client, work)

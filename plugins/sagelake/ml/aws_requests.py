@@ -111,3 +111,45 @@ def endpoint_request(
         },
         "Endpoint": {"EndpointName": endpoint_name, "EndpointConfigName": endpoint_config_name},
     }
+
+
+def xgboost_training_request(
+    *,
+    job_name: str,
+    role: str,
+    image_uri: str,
+    channels: dict[str, str],
+    output_uri: str,
+    instance_type: str,
+    hyperparameters: dict[str, Any],
+    max_runtime_s: int = 3600,
+) -> dict[str, Any]:
+    """A CreateTrainingJob request for SageMaker's built-in XGBoost algorithm on ``text/csv`` channels
+    (label first, no header: :func:`sagelake.ml.training_data.prepare_channels`)."""
+
+    def text(value: Any) -> str:  # the built-in algorithm takes plain strings, not JSON
+        return ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+
+    return {
+        "TrainingJobName": job_name,
+        "RoleArn": role,
+        "AlgorithmSpecification": {"TrainingImage": image_uri, "TrainingInputMode": "File"},
+        "HyperParameters": {key: text(value) for key, value in hyperparameters.items()},
+        "InputDataConfig": [
+            {
+                "ChannelName": name,
+                "ContentType": "text/csv",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": uri,
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+            }
+            for name, uri in channels.items()
+        ],
+        "OutputDataConfig": {"S3OutputPath": output_uri},
+        "ResourceConfig": {"InstanceType": instance_type, "InstanceCount": 1, "VolumeSizeInGB": 10},
+        "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_s},
+    }

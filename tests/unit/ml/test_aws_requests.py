@@ -12,6 +12,7 @@ from sagelake.ml.aws_requests import (
     endpoint_request,
     glue_job_kwargs,
     model_package_extras,
+    xgboost_training_request,
 )
 from tests.support.constants import ROOT
 from tests.support.pipeline import DT, RUN_ID, VERSION, rendered_task, training, validate
@@ -25,6 +26,24 @@ def test_training_request_is_a_valid_script_mode_create_training_job() -> None:
     assert json.loads(hps["sagemaker_submit_directory"]).startswith("s3://sagelake-lake/code/training/")
     assert all(isinstance(v, str) for v in hps.values())
     assert request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"].endswith(f"dt={DT}/")
+
+
+def test_xgboost_request_is_a_valid_built_in_algorithm_job_on_csv_channels() -> None:
+    from sagelake.ml.images import is_builtin_xgboost_training, xgboost_image_uri
+
+    request = xgboost_training_request(
+        job_name="churn-xgb-1",
+        role="arn:aws:iam::111122223333:role/r",
+        image_uri=xgboost_image_uri("us-east-1"),
+        channels={"train": "s3://lake/t/train/", "validation": "s3://lake/t/validation/"},
+        output_uri="s3://lake/models/",
+        instance_type="ml.m5.large",
+        hyperparameters={"num_round": 50, "eta": 0.1, "eval_metric": ["auc", "logloss"]},
+    )
+    validate("sagemaker", "CreateTrainingJob", request)
+    assert is_builtin_xgboost_training(request)
+    assert request["HyperParameters"] == {"num_round": "50", "eta": "0.1", "eval_metric": "auc,logloss"}
+    assert [c["ContentType"] for c in request["InputDataConfig"]] == ["text/csv", "text/csv"]
 
 
 def test_training_image_is_the_regional_sklearn_container() -> None:
