@@ -53,6 +53,7 @@ class Ports:
     control_plane: int = field(default_factory=lambda: env_port("SAGELAKE_CONTROL_PLANE_PORT", 4566))
     endpoint: int = field(default_factory=lambda: env_port("SAGELAKE_ENDPOINT_PORT", 8085))
     airflow: int = field(default_factory=lambda: env_port("SAGELAKE_AIRFLOW_PORT", 8080))
+    mlflow: int = field(default_factory=lambda: env_port("SAGELAKE_MLFLOW_PORT", 5000))
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,15 @@ class Stack:
     @property
     def airflow_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.airflow}"
+
+    @property
+    def mlflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.mlflow}"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        """The MLflow server's SQLite store and artefacts."""
+        return self.local_dir / "mlflow"
 
     @property
     def airflow_home(self) -> Path:
@@ -162,6 +172,7 @@ def airflow_env(stack: Stack, webhook_api_key: str, events_queue_url: str) -> di
         "AIRFLOW_CONN_AWS_DEFAULT": aws_connection(stack.control_plane_url, stack.endpoint_url),
         "AIRFLOW_CONN_EVENTBRIDGE_WEBHOOK": json.dumps({"conn_type": "generic", "password": webhook_api_key}),
         "SAGELAKE_EVENTS_QUEUE_URL": events_queue_url,
+        "SAGELAKE_MLFLOW_TRACKING_URI": stack.mlflow_url,  # sagelake.ml.tracking
         "SAGELAKE_TARGET": "local",
         "SAGELAKE_LOCAL_DIR": str(stack.local_dir),  # the local engines' state (sagelake.config.settings)
         "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT / "plugins"), os.environ.get("PYTHONPATH", "")]),
@@ -181,7 +192,7 @@ def free_port() -> int:
 
 def throwaway_stack(prefix: str = "sagelake-") -> Stack:
     """A stack in a new temp dir on free ports (benchmarks and tests; ``make demo``'s stack is untouched)."""
-    ports = Ports(control_plane=free_port(), endpoint=free_port(), airflow=free_port())
+    ports = Ports(control_plane=free_port(), endpoint=free_port(), airflow=free_port(), mlflow=free_port())
     return Stack(local_dir=Path(tempfile.mkdtemp(prefix=prefix)), ports=ports)
 
 
@@ -245,6 +256,41 @@ def start_process(stack: Stack, name: str, argv: list[str], env: dict[str, str],
     )
     stack.pid_file(name).write_text(str(proc.pid))
     return proc.pid
+
+
+def mlflow_server_argv(stack: Stack) -> list[str]:
+    """``mlflow server`` for the local stack: SQLite store and proxied artefacts under ``.local/mlflow``,
+    on loopback, one worker (the UI and the REST API the pipeline's tasks log to)."""
+    stack.mlflow_dir.mkdir(parents=True, exist_ok=True)
+    return [
+        str(Path(sys.executable).with_name("mlflow")),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{stack.mlflow_dir / 'mlflow.db'}",
+        "--serve-artifacts",
+        "--artifacts-destination",
+        str(stack.mlflow_dir / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(stack.ports.mlflow),
+        "--workers",
+        "1",
+    ]
+
+
+# no GenAI job runner (a second process, unused by the pipeline)
+MLFLOW_SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
+def start_mlflow(stack: Stack) -> int:
+    """Start (or keep) the stack's MLflow server; its PID, without waiting (:func:`wait_for_mlflow`)."""
+    return start_process(stack, "mlflow", mlflow_server_argv(stack), MLFLOW_SERVER_ENV, stack.ports.mlflow)
+
+
+def wait_for_mlflow(stack: Stack, pid: int, timeout_s: float = 180) -> None:
+    """Wait until the MLflow server answers its health check."""
+    wait_for_http(f"{stack.mlflow_url}/health", "MLflow server", timeout_s, stack.log_file("mlflow"), pid)
 
 
 def bootstrap_control_plane(
@@ -312,6 +358,7 @@ def up(stack: Stack) -> None:
     from sagelake.local.java import find_java_home
 
     find_java_home()  # fail early, with its one-line advice, rather than in the Glue task
+    mlflow_pid = start_mlflow(stack)  # slow to start: it starts with the others, waited for last
     python = sys.executable
     plugins = {"PYTHONPATH": str(PROJECT_ROOT / "plugins"), **aws_env()}
     module = [python, "-m", "sagelake.local.control_plane", "--port", str(stack.ports.control_plane)]
@@ -347,12 +394,13 @@ def up(stack: Stack) -> None:
     wait_for_http(
         f"{stack.airflow_url}/api/v2/monitor/health", "Airflow", 300, stack.log_file("airflow"), pid
     )
+    wait_for_mlflow(stack, mlflow_pid)
 
 
 def down(stack: Stack) -> list[str]:
     """Stop every process this launcher started (by recorded PID and its process group)."""
     stopped = []
-    for name in ("airflow", "endpoint", "control-plane"):
+    for name in ("airflow", "endpoint", "control-plane", "mlflow"):
         pid = running_pid(stack, name)
         if pid is None:
             continue
@@ -388,13 +436,14 @@ def main(argv: list[str] | None = None) -> int:
             up(stack)
             print(
                 f"local stack up: Airflow {stack.airflow_url} (login {LOCAL_USER}/{LOCAL_PASSWORD}), "
-                f"control plane {stack.control_plane_url}, endpoints {stack.endpoint_url}"
+                f"control plane {stack.control_plane_url}, endpoints {stack.endpoint_url}, "
+                f"MLflow {stack.mlflow_url}"
             )
         elif args.command == "down":
             stopped = down(stack)
             print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
         else:
-            for name in ("control-plane", "endpoint", "airflow"):
+            for name in ("control-plane", "endpoint", "airflow", "mlflow"):
                 pid = running_pid(stack, name)
                 print(f"{name}: {f'running (pid {pid})' if pid else 'stopped'}")
     except (StackError, JavaNotFoundError) as error:

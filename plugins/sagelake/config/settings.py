@@ -151,3 +151,22 @@ def databrew_role() -> str:
     """IAM role (name or ARN) the DataBrew profile jobs run as on AWS (``SAGELAKE_DATABREW_ROLE``,
     default ``sagelake-databrew``); unused on the local target."""
     return _env("SAGELAKE_DATABREW_ROLE", "sagelake-databrew")
+
+
+# --- MLflow tracking (issue 10, sagelake.ml.tracking) ---
+DEFAULT_MLFLOW_PORT = 5000
+
+
+def mlflow_settings() -> dict[str, str]:
+    """Where trials are tracked: deployment settings, not run params (resolved by ``sagelake.ml.tracking``).
+
+    ``tracking_arn`` (``SAGELAKE_MLFLOW_TRACKING_ARN``): the ARN of the SageMaker managed MLflow tracking
+    server, used on the ``aws`` target through the ``sagemaker-mlflow`` plugin. ``tracking_uri``
+    (``SAGELAKE_MLFLOW_TRACKING_URI``): any other MLflow tracking URI, the local stack's server on the
+    ``local`` target (default ``http://127.0.0.1:<SAGELAKE_MLFLOW_PORT or 5000>``).
+    """
+    return {
+        "tracking_arn": _env("SAGELAKE_MLFLOW_TRACKING_ARN", ""),
+        "tracking_uri": _env("SAGELAKE_MLFLOW_TRACKING_URI", ""),
+        "port": _env("SAGELAKE_MLFLOW_PORT", str(DEFAULT_MLFLOW_PORT)),
+    }
