@@ -1,0 +1,169 @@
+"""The evaluation step's requests: a valid CreateProcessingJob (botocore's model) with and without a
+champion, the report's place in the lake, and ModelMetrics valid for CreateModelPackage."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError, ParamValidationError
+
+from sagelake.ml.evaluation import (
+    EVALUATION_SCRIPT,
+    evaluation_request,
+    model_metrics,
+    output_files_to_xcom,
+    publish_evaluation_code,
+    report_files,
+    report_prefix,
+    serving_model_url,
+)
+from tests.support.constants import SAGEMAKER_ROLE_ARN, SKLEARN_IMAGE_URI
+from tests.support.pipeline import DT, validate
+
+REPORT = report_prefix("sagelake-lake", DT, "churn-eval-20261126-abcd1234")
+CHALLENGER = "s3://sagelake-lake/models/churn/churn-20261126-abcd1234/output/model.tar.gz"
+CHAMPION = "s3://sagelake-lake/models/churn/churn-20261125-0000ffff/output/model.tar.gz"
+CODE = "s3://sagelake-lake/code/evaluation/0123456789abcdef/evaluate.py"
+HOLDOUT = "s3://sagelake-lake/curated/churn_features/dt=2026-11-26/version=v1/"
+
+
+def request(**overrides) -> dict:
+    return evaluation_request(
+        job_name="churn-eval-20261126-abcd1234",
+        role=SAGEMAKER_ROLE_ARN,
+        image_uri=SKLEARN_IMAGE_URI,
+        code_uri=CODE,
+        challenger_model_uri=CHALLENGER,
+        holdout_uri=HOLDOUT,
+        report_uri=REPORT,
+        instance_type="ml.m5.large",
+        **overrides,
+    )
+
+
+def test_report_lives_in_the_lake_by_partition_and_job() -> None:
+    assert REPORT == "s3://sagelake-lake/reports/evaluation/dt=2026-11-26/churn-eval-20261126-abcd1234/"
+    assert report_files(REPORT)["model_quality"] == REPORT + "model_quality.json"
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        report_prefix("b", "26-11-2026", "job")
+
+
+def test_request_with_a_champion_is_valid_and_scores_both_models() -> None:
+    config = request(champion_model_uri=CHAMPION, threshold=0.4)
+    validate("sagemaker", "CreateProcessingJob", config)
+    inputs = {i["InputName"]: i["S3Input"] for i in config["ProcessingInputs"]}
+    assert {name: (i["S3Uri"], i["LocalPath"]) for name, i in inputs.items()} == {
+        "code": (CODE, "/opt/ml/processing/input/code"),
+        "challenger": (CHALLENGER, "/opt/ml/processing/input/challenger"),
+        "champion": (CHAMPION, "/opt/ml/processing/input/champion"),
+        "holdout": (HOLDOUT, "/opt/ml/processing/input/holdout"),
+    }
+    app = config["AppSpecification"]
+    assert app["ImageUri"] == SKLEARN_IMAGE_URI
+    assert app["ContainerEntrypoint"] == ["python3", "/opt/ml/processing/input/code/evaluate.py"]
+    args = app["ContainerArguments"]
+    assert args[args.index("--champion") + 1] == "/opt/ml/processing/input/champion"
+    assert args[args.index("--threshold") + 1] == "0.4"
+    (output,) = config["ProcessingOutputConfig"]["Outputs"]
+    assert output["S3Output"] == {
+        "S3Uri": REPORT.rstrip("/"),
+        "LocalPath": "/opt/ml/processing/output/report",
+        "S3UploadMode": "EndOfJob",
+    }
+
+
+def test_request_without_a_champion_has_no_champion_input_or_argument() -> None:
+    config = request()
+    validate("sagemaker", "CreateProcessingJob", config)
+    assert [i["InputName"] for i in config["ProcessingInputs"]] == ["code", "challenger", "holdout"]
+    assert "--champion" not in config["AppSpecification"]["ContainerArguments"]
+
+
+def test_the_request_is_strict_about_what_it_is_given() -> None:
+    with pytest.raises(ValueError, match="must name the evaluation script"):
+        evaluation_request(**{**base_kwargs(), "code_uri": "s3://b/code/evaluation/"})
+    with pytest.raises(ValueError, match="champion_model_uri .* is not a SageMaker"):
+        request(champion_model_uri="s3://b/models/x/")
+    with pytest.raises(ParamValidationError):  # the validator itself is not vacuous
+        validate("sagemaker", "CreateProcessingJob", {**request(), "ProcessingResources": {}})
+
+
+def base_kwargs() -> dict:
+    return {
+        "job_name": "j",
+        "role": SAGEMAKER_ROLE_ARN,
+        "image_uri": SKLEARN_IMAGE_URI,
+        "code_uri": CODE,
+        "challenger_model_uri": CHALLENGER,
+        "holdout_uri": HOLDOUT,
+        "report_uri": REPORT,
+        "instance_type": "ml.m5.large",
+    }
+
+
+def test_model_metrics_point_to_the_challengers_statistics_and_are_a_valid_package_field() -> None:
+    metrics = model_metrics(REPORT)
+    assert metrics == {
+        "ModelQuality": {
+            "Statistics": {"ContentType": "application/json", "S3Uri": REPORT + "model_quality.json"}
+        }
+    }
+    validate(
+        "sagemaker",
+        "CreateModelPackage",
+        {
+            "ModelPackageGroupName": "sagelake-churn",
+            "InferenceSpecification": {
+                "Containers": [{"Image": SKLEARN_IMAGE_URI, "ModelDataUrl": CHALLENGER}],
+                "SupportedContentTypes": ["text/csv"],
+                "SupportedResponseMIMETypes": ["application/json"],
+            },
+            "ModelMetrics": metrics,
+        },
+    )
+
+
+def test_output_files_to_xcom_names_the_report_output() -> None:
+    (entry,) = output_files_to_xcom()
+    assert entry["output_name"] == request()["ProcessingOutputConfig"]["Outputs"][0]["OutputName"]
+    assert entry["file_name"] == "metrics.json"
+
+
+class RecordingS3:
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {}
+
+    def put_object(self, Bucket: str, Key: str, Body: bytes) -> None:
+        self.objects[(Bucket, Key)] = Body
+
+
+def test_the_script_is_published_content_addressed_and_idempotently() -> None:
+    s3 = RecordingS3()
+    uri = publish_evaluation_code(s3, "sagelake-lake")
+    assert publish_evaluation_code(s3, "sagelake-lake") == uri
+    assert uri.startswith("s3://sagelake-lake/code/evaluation/") and uri.endswith("/evaluate.py")
+    assert list(s3.objects.values()) == [EVALUATION_SCRIPT.read_bytes()]
+
+
+class FakeSageMaker:
+    """DescribeEndpoint → DescribeEndpointConfig → DescribeModel, as SageMaker answers them."""
+
+    def __init__(self, endpoints: dict[str, str]) -> None:
+        self.endpoints = endpoints  # endpoint -> model data URL
+
+    def describe_endpoint(self, EndpointName: str) -> dict:
+        if EndpointName not in self.endpoints:
+            error = {"Error": {"Code": "ValidationException", "Message": "Could not find endpoint"}}
+            raise ClientError(error, "DescribeEndpoint")
+        return {"EndpointConfigName": f"cfg-{EndpointName}"}
+
+    def describe_endpoint_config(self, EndpointConfigName: str) -> dict:
+        return {"ProductionVariants": [{"ModelName": EndpointConfigName.replace("cfg-", "model-")}]}
+
+    def describe_model(self, ModelName: str) -> dict:
+        return {"PrimaryContainer": {"ModelDataUrl": self.endpoints[ModelName.removeprefix("model-")]}}
+
+
+def test_the_champion_is_the_model_the_endpoint_serves_or_none() -> None:
+    sagemaker = FakeSageMaker({"sagelake-churn": CHAMPION})
+    assert serving_model_url(sagemaker, "sagelake-churn") == CHAMPION
+    assert serving_model_url(sagemaker, "other") is None
