@@ -38,30 +38,9 @@ os.environ.update(
 
 def features(n: int, seed: int):
     """A curated-contract feature frame of ``n`` customers."""
-    import numpy as np
-    import pandas as pd
+    from devstack.datagen import curated_features
 
-    rng = np.random.default_rng(seed)
-    n_events = rng.poisson(20, n)
-    n_logins = rng.binomial(n_events, 0.5)
-    n_purchases = rng.binomial(n_events - n_logins, 0.3)
-    return pd.DataFrame(
-        {
-            "customer_id": [f"C{i:07d}" for i in range(n)],
-            "plan": rng.choice(["basic", "standard", "premium"], n),
-            "region": rng.choice(["north", "south", "east", "west"], n),
-            "monthly_fee": rng.choice([9.99, 14.99, 19.99], n),
-            "age": rng.integers(18, 80, n).astype(float),
-            "support_tickets": rng.poisson(1.0, n).astype("int32"),  # the contract's int
-            "tenure_days": rng.integers(0, 2000, n).astype("int32"),
-            "n_events": n_events.astype("int64"),
-            "n_logins": n_logins.astype("int64"),
-            "n_purchases": n_purchases.astype("int64"),
-            "total_amount": np.round(n_purchases * rng.uniform(1, 20, n), 2),
-            "avg_session_s": rng.uniform(30, 600, n),
-            "churned": (rng.random(n) < 0.2).astype("int32"),
-        }
-    )
+    return curated_features(n, seed, churn_p=0.25, zero_event_p=0.0, id_prefix="C")
 
 
 def publish_day(endpoint: str, bucket: str, database: str, dt: str, customers: int) -> None:
@@ -114,7 +93,7 @@ def engine_load_seconds(path: Path, endpoint: str, params: dict, dt: str, repeat
     load = {"dt": dt, "version": "bench"}
     ti = SimpleNamespace(xcom_pull=lambda task_ids: load)
     sqls = [
-        jinja2.Template((WAREHOUSE_SQL_DIR / name).read_text()).render(ti=ti, params=params)
+        jinja2.Template((WAREHOUSE_SQL_DIR / name).read_text()).render(ti=ti, params=params, warehouse=params)
         for name in ("delete_day.sql", "insert_day.sql")
     ]
     engine = LocalRedshiftEngine(

@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -356,3 +357,34 @@ def land_day(s3_client, lake: Lake, dt: str, files: DayFiles) -> list[str]:
         bucket, key = split_s3_uri(uri)
         s3_client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
     return uris
+
+
+def curated_features(
+    n: int, seed: int, *, churn_p: float = 0.2, zero_event_p: float = 0.05, id_prefix: str | None = None
+) -> Any:
+    """A pandas frame of ``n`` customers shaped like the curated ``churn_features`` table (its columns and
+    types), for tests and benchmarks that need published rows without running the ETL."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    n_events = rng.poisson(20, n) * (rng.random(n) >= zero_event_p)
+    n_logins = rng.binomial(n_events, 0.5)
+    n_purchases = rng.binomial(n_events - n_logins, 0.3)
+    prefix = f"c{seed}-" if id_prefix is None else id_prefix
+    return pd.DataFrame(
+        {
+            "customer_id": [f"{prefix}{i:05d}" for i in range(n)],
+            "plan": rng.choice(["basic", "standard", "premium"], n),
+            "region": rng.choice(["north", "south", "east", "west"], n),
+            "monthly_fee": rng.choice([9.99, 14.99, 19.99], n),
+            "age": rng.integers(18, 80, n).astype(float),
+            "support_tickets": rng.poisson(1.0, n).astype("int32"),
+            "tenure_days": rng.integers(0, 2000, n).astype("int32"),
+            "n_events": n_events.astype("int64"),
+            "n_logins": n_logins.astype("int64"),
+            "n_purchases": n_purchases.astype("int64"),
+            "total_amount": np.round(n_purchases * rng.uniform(1, 20, n), 2),
+            "avg_session_s": np.where(n_events > 0, rng.uniform(30, 600, n), 0.0),
+            "churned": (rng.random(n) < churn_p).astype("int32"),
+        }
+    )

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 
 import boto3
 import pandas as pd
@@ -17,6 +15,7 @@ from sagelake.lake import catalog, profiles
 from sagelake.lake.layout import Lake, split_s3_uri
 from sagelake.lake.publish import publish, version_location
 from tests.support.constants import REGION, ROOT
+from tests.support.pipeline import use_local_target
 
 DT, UNPUBLISHED_DT = "2026-10-05", "2026-10-06"
 VERSION = "20261005T060000000000Z-e2e001"
@@ -24,19 +23,10 @@ VERSION = "20261005T060000000000Z-e2e001"
 
 @pytest.fixture(scope="module")
 def published_day(control_plane_url: str):
-    from devstack.stack import aws_connection
     from sagelake.config.settings import default_params
 
     mp = pytest.MonkeyPatch()
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "SAGELAKE_TARGET": "local",
-        "AIRFLOW_CONN_AWS_DEFAULT": aws_connection(control_plane_url, "http://127.0.0.1:9"),
-    }.items():
-        mp.setenv(key, value)
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+    use_local_target(mp, control_plane_url)
     params = default_params()
     bucket, database = str(params["bucket"]), str(params["glue_database"])
     session = boto3.Session(region_name=REGION)

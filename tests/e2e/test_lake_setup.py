@@ -3,8 +3,6 @@ second changes nothing, and both verify every setting read back."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 
 import boto3
@@ -12,6 +10,7 @@ import pytest
 
 from sagelake.lake.setup import LakePolicy, desired_state, plan, read_current
 from tests.support.constants import REGION, ROOT
+from tests.support.pipeline import use_local_target
 
 pytestmark = pytest.mark.e2e
 
@@ -19,19 +18,9 @@ pytestmark = pytest.mark.e2e
 def test_lake_setup_dag_applies_once_then_changes_nothing(control_plane_url: str) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
-    from devstack.stack import aws_connection
-
     mp = pytest.MonkeyPatch()
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "SAGELAKE_TARGET": "local",
-        "AIRFLOW_CONN_AWS_DEFAULT": aws_connection(control_plane_url, "http://127.0.0.1:9"),
-    }.items():
-        mp.setenv(key, value)
+    use_local_target(mp, control_plane_url)
     try:
-        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
         session = boto3.Session(region_name=REGION)
         s3 = session.client("s3", endpoint_url=control_plane_url)
         athena = session.client("athena", endpoint_url=control_plane_url)

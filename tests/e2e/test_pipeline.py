@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import subprocess
-import sys
 import tarfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +21,7 @@ import pytest
 
 from sagelake.lake.layout import Lake, split_s3_uri
 from tests.support.constants import REGION, ROOT
+from tests.support.pipeline import use_local_target
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]
 
@@ -32,24 +31,17 @@ GOOD_DT, BAD_DT = "2026-11-20", "2026-11-21"
 @pytest.fixture(scope="module")
 def stack(control_plane_url: str, tmp_path_factory: pytest.TempPathFactory):
     """Metadata DB, endpoint server, bootstrap and the aws_default connection for the local target."""
-    from devstack.stack import aws_connection, bootstrap_control_plane
+    from devstack.stack import bootstrap_control_plane
     from sagelake.config.settings import default_params
     from sagelake.local import endpoint_server
 
     mp = pytest.MonkeyPatch()
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "SAGELAKE_TARGET": "local",
-    }.items():
-        mp.setenv(key, value)
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+    use_local_target(mp, control_plane_url)  # credentials for the endpoint server too
     server = endpoint_server.serve(
         "127.0.0.1", 0, control_plane_url, tmp_path_factory.mktemp("endpoint-cache"), REGION
     )
     endpoint_url = f"http://127.0.0.1:{server.server_address[1]}"
-    mp.setenv("AIRFLOW_CONN_AWS_DEFAULT", aws_connection(control_plane_url, endpoint_url))
+    use_local_target(mp, control_plane_url, endpoint_url)  # aws_default with sagemaker-runtime on it
     params = default_params()
     bootstrap_control_plane(
         control_plane_url, str(params["bucket"]), (str(params["glue_role"]), str(params["sagemaker_role"]))

@@ -57,3 +57,29 @@ def training(bucket: str = "sagelake-lake") -> dict:
         instance_type="ml.m5.large",
         hyperparameters={"max_iter": 200, "learning_rate": 0.08},
     )
+
+
+_MIGRATED: set[str] = set()
+
+
+def use_local_target(mp, control_plane_url: str, endpoint_url: str = "http://127.0.0.1:9") -> None:
+    """Point DAG runs (``dag.test``) at the local control plane, on the local target, with a migrated
+    metadata DB (once per session). ``mp``: a ``pytest.MonkeyPatch`` the caller undoes."""
+    import os
+    import subprocess
+    import sys
+
+    from devstack.stack import aws_connection
+
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "SAGELAKE_TARGET": "local",
+        "AIRFLOW_CONN_AWS_DEFAULT": aws_connection(control_plane_url, endpoint_url),
+    }.items():
+        mp.setenv(key, value)
+    database = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    if database not in _MIGRATED:
+        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+        _MIGRATED.add(database)

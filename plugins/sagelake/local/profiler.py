@@ -20,7 +20,7 @@ import duckdb
 
 from sagelake.lake import profiles
 from sagelake.lake.profiles import ColumnProfile, ColumnType, Profile
-from sagelake.local.athena.engine import LocalAthenaEngine
+from sagelake.local import duckdb_s3
 from sagelake.local.athena.errors import AthenaEngineError
 from sagelake.local.athena.sql import ident, literal
 from sagelake.local.aws_session import AwsAccess
@@ -54,15 +54,7 @@ def duckdb_column_type(type_name: str) -> ColumnType:
 
 def connect(access: AwsAccess) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection reading S3 (the control plane's or AWS's) with ``access``'s credentials."""
-    engine = LocalAthenaEngine(
-        None,
-        s3_endpoint_url=access.endpoint("s3"),
-        region=access.region,
-        access_key_id=access.access_key_id,
-        secret_access_key=access.secret_access_key,
-        session_token=access.session_token,
-    )
-    return engine.connect()
+    return duckdb_s3.connect(access)
 
 
 def parquet_glob(location: str) -> str:

@@ -13,14 +13,13 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import duckdb
 from sqlglot import exp
 
 from sagelake.lake.catalog import parquet_storage
+from sagelake.local import duckdb_s3
 from sagelake.local.athena.errors import (
     AthenaEngineError,
     AthenaTableNotFoundError,
@@ -40,6 +39,8 @@ from sagelake.local.athena.sql import (
     referenced_tables,
 )
 from sagelake.local.athena.views import data_glob, reads, select_partitions, table_format, view_sql
+from sagelake.local.aws_session import AwsAccess
+from sagelake.local.duckdb_s3 import check_endpoint
 
 
 @dataclass
@@ -86,24 +87,6 @@ def _athena_text(value: Any) -> str:
     return str(value)
 
 
-def httpfs_extension_path() -> Path:
-    """The httpfs extension shipped by the ``duckdb_extension_httpfs`` package for this DuckDB version."""
-    import duckdb_extension_httpfs
-
-    path = (
-        Path(duckdb_extension_httpfs.__file__).parent
-        / "extensions"
-        / f"v{duckdb.__version__}"
-        / "httpfs.duckdb_extension"
-    )
-    if not path.is_file():
-        raise AthenaEngineError(
-            f"DuckDB httpfs extension not found at {path}: "
-            f"install duckdb-extension-httpfs=={duckdb.__version__}"
-        )
-    return path
-
-
 class BytesScannedLimitError(AthenaEngineError):
     """The statement would read more than the workgroup's per-query limit (Athena cancels such queries)."""
 
@@ -133,10 +116,7 @@ class LocalAthenaEngine:
         self._access_key_id = access_key_id
         self._secret_access_key = secret_access_key
         self._session_token = session_token
-        if s3_endpoint_url:
-            url = urlparse(s3_endpoint_url)
-            if url.scheme not in ("http", "https") or not url.netloc:
-                raise ValueError(f"s3_endpoint_url={s3_endpoint_url!r} is not an http(s)://host:port URL")
+        check_endpoint(s3_endpoint_url)
         self._con: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
         self._files_read: dict[str, int] = {}  # of the statement running now (under the lock)
@@ -156,25 +136,15 @@ class LocalAthenaEngine:
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """A new in-memory DuckDB connection with httpfs loaded and S3 credentials configured."""
-        con = duckdb.connect(":memory:")
-        con.execute(f"LOAD {literal(str(httpfs_extension_path()))}")
+        access = AwsAccess(
+            self.region,
+            self._access_key_id,
+            self._secret_access_key,
+            self._session_token,
+            {"s3": self.s3_endpoint_url},
+        )
+        con = duckdb_s3.connect(access)
         con.execute("SET integer_division = true")  # Presto: int / int is an integer
-        options = [
-            "TYPE s3",
-            f"KEY_ID {literal(self._access_key_id)}",
-            f"SECRET {literal(self._secret_access_key)}",
-            f"REGION {literal(self.region)}",
-        ]
-        if self._session_token:
-            options.append(f"SESSION_TOKEN {literal(self._session_token)}")
-        if self.s3_endpoint_url:
-            url = urlparse(self.s3_endpoint_url)
-            options += [
-                f"ENDPOINT {literal(url.netloc)}",
-                "URL_STYLE 'path'",
-                f"USE_SSL {'true' if url.scheme == 'https' else 'false'}",
-            ]
-        con.execute(f"CREATE SECRET sagelake_s3 ({', '.join(options)})")
         return con
 
     def get_table(self, database: str, table: str) -> dict[str, Any]:

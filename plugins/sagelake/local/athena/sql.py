@@ -165,18 +165,22 @@ def ctas_plan(statement: exp.Create, database: str) -> CtasPlan:
     return CtasPlan(db, name, location.rstrip("/") + "/", compression, bool(statement.args.get("exists")))
 
 
+def parse_error_message(exc: ParseError) -> str:
+    """sqlglot's parse errors as ``line L:C: description; …`` (its own text, uncoloured, if it has none)."""
+    details = [
+        f"line {e.get('line')}:{e.get('col')}: {e.get('description')}"
+        for e in exc.errors
+        if e.get("description")
+    ]
+    return "; ".join(details) or _ANSI.sub("", str(exc)).splitlines()[0]
+
+
 def parse_statement(sql: str) -> exp.Expression:
     """Parse exactly one Athena statement or raise :class:`AthenaSyntaxError`."""
     try:
         statements = [s for s in sqlglot.parse(sql, read="athena") if s is not None]
     except ParseError as exc:
-        details = [
-            f"line {e.get('line')}:{e.get('col')}: {e.get('description')}"
-            for e in exc.errors
-            if e.get("description")
-        ]
-        message = "; ".join(details) or _ANSI.sub("", str(exc)).splitlines()[0]
-        raise AthenaSyntaxError(f"SYNTAX_ERROR: {message}") from exc
+        raise AthenaSyntaxError(f"SYNTAX_ERROR: {parse_error_message(exc)}") from exc
     if len(statements) != 1:
         raise AthenaSyntaxError(
             f"expected exactly one SQL statement, got {len(statements)}: submit one statement per query"

@@ -19,15 +19,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import duckdb
 from sqlglot import exp
 
-from sagelake.local.athena.engine import httpfs_extension_path
 from sagelake.local.athena.errors import AthenaEngineError
 from sagelake.local.athena.sql import ident, literal, partition_conditions
 from sagelake.local.athena.views import data_glob, reads, select_partitions, table_format, view_sql
+from sagelake.local.aws_session import AwsAccess
+from sagelake.local.duckdb_s3 import check_endpoint, load_s3
 from sagelake.local.redshift.errors import (
     NoResultSetError,
     RedshiftEngineError,
@@ -174,10 +174,7 @@ class LocalRedshiftEngine:
         self.s3_endpoint_url = s3_endpoint_url
         self.region = region
         self._credentials = (access_key_id, secret_access_key, session_token)
-        if s3_endpoint_url:
-            url = urlparse(s3_endpoint_url)
-            if url.scheme not in ("http", "https") or not url.netloc:
-                raise ValueError(f"s3_endpoint_url={s3_endpoint_url!r} is not an http(s)://host:port URL")
+        check_endpoint(s3_endpoint_url)
 
     # -- the Data API ------------------------------------------------------------------------------------
 
@@ -324,24 +321,9 @@ class LocalRedshiftEngine:
     def _connect_s3(self, con: duckdb.DuckDBPyConnection) -> None:
         if getattr(self, "_httpfs_loaded", False):
             return
-        con.execute(f"LOAD {literal(str(httpfs_extension_path()))}")
         key, secret, token = self._credentials
-        options = [
-            "TYPE s3",
-            f"KEY_ID {literal(key)}",
-            f"SECRET {literal(secret)}",
-            f"REGION {literal(self.region)}",
-        ]
-        if token:
-            options.append(f"SESSION_TOKEN {literal(token)}")
-        if self.s3_endpoint_url:
-            url = urlparse(self.s3_endpoint_url)
-            options += [
-                f"ENDPOINT {literal(url.netloc)}",
-                "URL_STYLE 'path'",
-                f"USE_SSL {'true' if url.scheme == 'https' else 'false'}",
-            ]
-        con.execute(f"CREATE OR REPLACE TEMPORARY SECRET sagelake_s3 ({', '.join(options)})")
+        access = AwsAccess(self.region, key, secret, token, {"s3": self.s3_endpoint_url})
+        load_s3(con, access, temporary=True)  # never persisted in the warehouse's file
         self._httpfs_loaded = True
 
     def _create_views(

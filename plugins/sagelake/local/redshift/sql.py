@@ -22,6 +22,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 
+from sagelake.local.athena.sql import parse_error_message
 from sagelake.local.redshift.errors import RedshiftSyntaxError, UnsupportedRedshiftFeatureError
 
 DEFAULT_SCHEMA = "public"
@@ -120,13 +121,7 @@ def parse_statement(sql: str) -> exp.Expression:
     try:
         statements = [s for s in sqlglot.parse(sql, read="redshift") if s is not None]
     except ParseError as exc:
-        details = [
-            f"line {e.get('line')}:{e.get('col')}: {e.get('description')}"
-            for e in exc.errors
-            if e.get("description")
-        ]
-        message = "; ".join(details) or _ANSI.sub("", str(exc)).splitlines()[0]
-        raise RedshiftSyntaxError(f"syntax error: {message}") from exc
+        raise RedshiftSyntaxError(f"syntax error: {parse_error_message(exc)}") from exc
     if len(statements) != 1:
         raise RedshiftSyntaxError(
             f"expected exactly one SQL statement, got {len(statements)}: "

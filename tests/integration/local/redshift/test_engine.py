@@ -12,12 +12,12 @@ from typing import Any
 
 import boto3
 import jinja2
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from devstack.datagen import curated_features
 from sagelake.config.settings import WAREHOUSE_SQL_DIR
 from sagelake.lake import catalog
 from sagelake.lake.layout import Lake, split_s3_uri
@@ -31,28 +31,8 @@ TABLE = "churn_features_daily"
 
 
 def features(n: int, seed: int) -> pd.DataFrame:
-    """A curated-contract feature frame of ``n`` customers."""
-    rng = np.random.default_rng(seed)
-    n_events = rng.poisson(20, n)
-    n_logins = rng.binomial(n_events, 0.5)
-    n_purchases = rng.binomial(n_events - n_logins, 0.3)
-    return pd.DataFrame(
-        {
-            "customer_id": [f"c{seed}-{i:05d}" for i in range(n)],
-            "plan": rng.choice(["basic", "standard", "premium"], n),
-            "region": rng.choice(["north", "south", "east", "west"], n),
-            "monthly_fee": rng.choice([9.99, 14.99, 19.99], n),
-            "age": rng.integers(18, 80, n).astype(float),
-            "support_tickets": rng.poisson(1.0, n).astype("int32"),
-            "tenure_days": rng.integers(0, 2000, n).astype("int32"),
-            "n_events": n_events.astype("int64"),
-            "n_logins": n_logins.astype("int64"),
-            "n_purchases": n_purchases.astype("int64"),
-            "total_amount": np.round(n_purchases * rng.uniform(1, 20, n), 2),
-            "avg_session_s": rng.uniform(30, 600, n),
-            "churned": (rng.random(n) < 0.25).astype("int32"),
-        }
-    )
+    """A curated-contract feature frame of ``n`` customers, every one with events."""
+    return curated_features(n, seed, churn_p=0.25, zero_event_p=0.0)
 
 
 def put(s3: Any, uri: str, body: bytes) -> None:
@@ -69,9 +49,9 @@ def parquet(frame: pd.DataFrame) -> bytes:
 def render(name: str, **load: str) -> str:
     """A warehouse SQL file rendered as Airflow renders it for the ``warehouse_load`` DAG."""
     ti = SimpleNamespace(xcom_pull=lambda task_ids: load)
-    params = {"spectrum_schema": "spectrum", "glue_database": load["glue_database"], "warehouse_table": TABLE}
+    warehouse = {"spectrum_schema": "spectrum", "warehouse_table": TABLE}
     template = jinja2.Template((WAREHOUSE_SQL_DIR / name).read_text(), undefined=jinja2.StrictUndefined)
-    return template.render(ti=ti, params=params)
+    return template.render(ti=ti, params={"glue_database": load["glue_database"]}, warehouse=warehouse)
 
 
 class Lakehouse:
