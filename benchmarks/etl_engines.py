@@ -138,19 +138,27 @@ def job_arguments(day: Path, out: Path) -> dict[str, str]:
 
 
 class PeakTreeRss:
-    """Peak of the summed RSS of every descendant of this process (the job, its JVM, its workers)."""
+    """Peak of the summed RSS of every descendant of this process (the job, its JVM, its workers), and
+    their CPU time (user + system, as last sampled per process)."""
 
     def __init__(self) -> None:
         self.peak = 0
+        self._cpu: dict[int, float] = {}
         self._me = psutil.Process()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    @property
+    def cpu_s(self) -> float:
+        return sum(self._cpu.values())
+
     def _sample(self) -> int:
         total = 0
         for proc in self._me.children(recursive=True):
-            with contextlib.suppress(psutil.Error):
+            with contextlib.suppress(psutil.Error), proc.oneshot():
                 total += proc.memory_info().rss
+                times = proc.cpu_times()
+                self._cpu[proc.pid] = times.user + times.system
         return total
 
     def _run(self) -> None:
@@ -222,7 +230,7 @@ def run_spark(day: Path, run_dir: Path, rev: str | None, work: Path) -> dict:
     finally:
         logger.removeHandler(handler)
         handler.close()
-    return {"seconds": round(seconds, 2), "peak_mib": round(rss.peak / 2**20)}
+    return {"seconds": round(seconds, 2), "peak_mib": round(rss.peak / 2**20), "cpu_s": round(rss.cpu_s, 1)}
 
 
 def run_duckdb(day: Path, run_dir: Path) -> dict:
@@ -239,7 +247,7 @@ def run_duckdb(day: Path, run_dir: Path) -> dict:
     if proc.returncode != 0:
         tail = (run_dir / "job.log").read_text()[-3000:]
         raise SystemExit(f"DuckDB job failed ({proc.returncode}):\n{tail}")
-    return {"seconds": round(seconds, 2), "peak_mib": round(rss.peak / 2**20)}
+    return {"seconds": round(seconds, 2), "peak_mib": round(rss.peak / 2**20), "cpu_s": round(rss.cpu_s, 1)}
 
 
 # --- Outputs ------------------------------------------------------------------------------------------------
@@ -506,7 +514,8 @@ def main() -> int:
                 else:
                     measured.append(run_duckdb(day, run_dir))
                 print(
-                    f"{label} {engine}: {measured[-1]['seconds']} s, peak {measured[-1]['peak_mib']} MiB",
+                    f"{label} {engine}: {measured[-1]['seconds']} s, peak {measured[-1]['peak_mib']} MiB, "
+                    f"CPU {measured[-1]['cpu_s']} s",
                     flush=True,
                 )
             runs.append(
@@ -518,6 +527,7 @@ def main() -> int:
                     "seconds": statistics.median(m["seconds"] for m in measured),
                     "peak_mib": max(m["peak_mib"] for m in measured),
                     "all_seconds": [m["seconds"] for m in measured],
+                    "cpu_s": statistics.median(m["cpu_s"] for m in measured),
                 }
             )
 

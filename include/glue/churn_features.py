@@ -43,7 +43,7 @@ import sys
 import zlib
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -647,17 +647,41 @@ def non_nullable(spec: dict) -> list[str]:
     return [c["name"] for c in spec["columns"] if not c["nullable"]]
 
 
-def clean_customers(raw: DataFrame, dt: str, spec: dict) -> tuple[DataFrame, DataFrame, int]:
-    """Valid, de-duplicated customers; their quarantine rows; exact duplicates dropped.
+def collapse(raw: DataFrame, spec: dict) -> DataFrame:
+    """``raw`` with identical records as one row and their number of ``copies``, partitioned by customer.
+
+    One aggregation drops the exact duplicates of parsed records and keeps what is needed to count what
+    landed; a malformed record is kept by its text (see :func:`malformed_rows`). Its one shuffle is by
+    ``customer_id``, so the joins and aggregations by customer that follow need no other.
+    """
+    columns = [c["name"] for c in spec["columns"]]
+    by_customer = raw.repartition("customer_id")
+    return by_customer.groupBy(*columns, CORRUPT).agg(F.count(F.lit(1)).alias("copies"))
+
+
+def landed_counts(records: DataFrame) -> tuple[int, int]:
+    """(records landed, exact duplicates of parsed records) of :func:`collapse`'d ``records``."""
+    parsed = F.col(CORRUPT).isNull()
+    row = records.agg(
+        F.sum("copies").alias("landed"), F.sum(F.when(parsed, F.col("copies") - 1)).alias("duplicates")
+    ).first()
+    return int(row["landed"] or 0), int(row["duplicates"] or 0)
+
+
+def malformed_rows(records: DataFrame) -> DataFrame:
+    """The malformed records of :func:`collapse`'d ``records``, one row per copy landed."""
+    copies = F.array_repeat(F.lit(1), F.col("copies").cast("int"))
+    return records.filter(F.col(CORRUPT).isNotNull()).withColumn("copies", F.explode(copies))
+
+
+def clean_customers(records: DataFrame, dt: str, spec: dict) -> tuple[DataFrame, DataFrame]:
+    """Valid customers and their quarantine rows, from :func:`collapse`'d records (duplicates dropped).
 
     A null in a column the contract declares ``nullable: false`` is quarantined: ``missing_customer_id`` /
     ``missing_churned`` (always checked: the job's key and label), else ``invalid_customer``.
     """
     columns = [c["name"] for c in spec["columns"]]
-    corrupt = F.col(CORRUPT).isNotNull()
-    parsed = raw.filter(~corrupt).drop(CORRUPT)
-    deduped = parsed.dropDuplicates(columns).cache()
-    duplicates = parsed.count() - deduped.count()
+    deduped = records.filter(F.col(CORRUPT).isNull()).select(*columns)
     reason = first_reason(
         [
             ("missing_customer_id", F.col("customer_id").isNull() | (F.trim("customer_id") == "")),
@@ -677,59 +701,66 @@ def clean_customers(raw: DataFrame, dt: str, spec: dict) -> tuple[DataFrame, Dat
             ),
         ]
     )
-    classified = deduped.withColumn("reason", reason)
-    candidates = classified.filter(F.col("reason").isNull())
-    conflicting = candidates.groupBy("customer_id").count().filter("count > 1").select("customer_id")
-    conflicts = candidates.join(conflicting, "customer_id", "left_semi").withColumn(
-        "reason", F.lit("duplicate_customer_id")
+    # Rows left valid that share their customer_id are all quarantined: counted over the id's rows (the
+    # records are partitioned by customer_id, so this needs no shuffle).
+    same_id = F.count(F.when(F.col("reason").isNull(), 1)).over(Window.partitionBy("customer_id"))
+    classified = deduped.withColumn("reason", reason).withColumn(
+        "reason", F.coalesce("reason", F.when(same_id > 1, F.lit("duplicate_customer_id")))
     )
-    valid = candidates.join(conflicting, "customer_id", "left_anti").drop("reason")
-    bad = classified.filter(F.col("reason").isNotNull()).unionByName(conflicts.select(classified.columns))
+    valid = classified.filter(F.col("reason").isNull()).drop("reason")
+    bad = classified.filter(F.col("reason").isNotNull())
     quarantine = quarantine_rows(
-        raw.filter(corrupt).withColumn("reason", F.lit("malformed_csv")),
+        malformed_rows(records).withColumn("reason", F.lit("malformed_csv")),
         "customers",
         csv_record(columns),
     ).unionByName(
         quarantine_rows(bad.withColumn(CORRUPT, F.lit(None).cast("string")), "customers", csv_record(columns))
     )
-    return valid, quarantine, duplicates
+    return valid, quarantine
 
 
 def impute_customers(valid: DataFrame) -> tuple[DataFrame, dict[str, int]]:
-    """Fill missing age with the median age and missing monthly_fee with its plan's median fee."""
-    stats = valid.agg(
-        F.expr("percentile(age, 0.5)").alias("median_age"),
-        F.expr("percentile(monthly_fee, 0.5)").alias("median_fee"),
-        F.count(F.when(F.col("age").isNull(), 1)).alias("missing_age"),
-        F.count(F.when(F.col("monthly_fee").isNull(), 1)).alias("missing_fee"),
-    ).first()
-    plan_fees = valid.groupBy("plan").agg(F.expr("percentile(monthly_fee, 0.5)").alias("plan_median_fee"))
-    median_age = stats["median_age"] if stats["median_age"] is not None else 0.0
-    median_fee = stats["median_fee"] if stats["median_fee"] is not None else 0.0
-    imputed = (
-        valid.join(plan_fees, "plan", "left")
-        .withColumn("age", F.coalesce(F.col("age"), F.lit(float(median_age))))
-        .withColumn(
-            "monthly_fee",
-            F.coalesce(F.col("monthly_fee"), F.col("plan_median_fee"), F.lit(float(median_fee))),
+    """Fill missing age with the median age and missing monthly_fee with its plan's median fee (the overall
+    median fee for a plan without one)."""
+    rows = (
+        valid.rollup("plan")  # one row per plan and the overall row (none at all when there is no customer)
+        .agg(
+            F.grouping("plan").alias("overall"),
+            F.expr("percentile(age, 0.5)").alias("median_age"),
+            F.expr("percentile(monthly_fee, 0.5)").alias("median_fee"),
+            F.count(F.when(F.col("age").isNull(), 1)).alias("missing_age"),
+            F.count(F.when(F.col("monthly_fee").isNull(), 1)).alias("missing_fee"),
         )
-        .drop("plan_median_fee")
+        .collect()
     )
-    return imputed, {"age": int(stats["missing_age"]), "monthly_fee": int(stats["missing_fee"])}
+    stats = next((row.asDict() for row in rows if row["overall"]), {})
+    median_age = stats.get("median_age") if stats.get("median_age") is not None else 0.0
+    median_fee = stats.get("median_fee") if stats.get("median_fee") is not None else 0.0
+    plan_fee = F.lit(None).cast("double")
+    for row in rows:
+        if not row["overall"] and row["median_fee"] is not None:
+            plan_fee = F.when(F.col("plan") == row["plan"], F.lit(float(row["median_fee"]))).otherwise(
+                plan_fee
+            )
+    imputed = valid.withColumn("age", F.coalesce(F.col("age"), F.lit(float(median_age)))).withColumn(
+        "monthly_fee", F.coalesce(F.col("monthly_fee"), plan_fee, F.lit(float(median_fee)))
+    )
+    missing = {"age": int(stats.get("missing_age", 0)), "monthly_fee": int(stats.get("missing_fee", 0))}
+    return imputed, missing
 
 
-def clean_events(raw: DataFrame, customers: DataFrame, spec: dict) -> tuple[DataFrame, DataFrame, int]:
-    """Valid, de-duplicated events of known customers; their quarantine rows; exact duplicates dropped.
+def classify_events(records: DataFrame, customers: DataFrame, spec: dict) -> DataFrame:
+    """:func:`collapse`'d event records with ``ts_parsed`` and ``reason``: null for a valid event, else why
+    it is quarantined (``malformed_json``, ``invalid_event``, ``outlier``, ``unknown_customer``).
 
-    A null in a column the contract declares ``nullable: false`` is quarantined as ``invalid_event``.
+    A null in a column the contract declares ``nullable: false`` is an ``invalid_event``.
     """
-    columns = [c["name"] for c in spec["columns"]]
-    corrupt = F.col(CORRUPT).isNotNull()
-    parsed = raw.filter(~corrupt).drop(CORRUPT)
-    deduped = parsed.dropDuplicates(columns).withColumn("ts_parsed", F.to_timestamp("ts")).cache()
-    duplicates = parsed.count() - deduped.count()
+    # One row per known customer (clean_customers quarantines repeated ids), so the left join keeps every
+    # record once; the day's customers are few next to its events: broadcast them.
+    known = customers.select("customer_id", F.lit(True).alias("known_customer"))
     reason = first_reason(
         [
+            ("malformed_json", F.col(CORRUPT).isNotNull()),
             (
                 "invalid_event",
                 F.col("event_id").isNull()
@@ -747,15 +778,20 @@ def clean_events(raw: DataFrame, customers: DataFrame, spec: dict) -> tuple[Data
                 | (F.col("duration_s") < 0)
                 | (F.col("duration_s") > MAX_DURATION_S),
             ),
+            ("unknown_customer", F.col("known_customer").isNull()),
         ]
     )
-    classified = deduped.withColumn("reason", reason)
-    candidates = classified.filter(F.col("reason").isNull())
-    known = customers.select("customer_id")
-    unknown = candidates.join(known, "customer_id", "left_anti").withColumn(
-        "reason", F.lit("unknown_customer")
+    return (
+        records.withColumn("ts_parsed", F.to_timestamp("ts"))
+        .join(F.broadcast(known), "customer_id", "left")
+        .withColumn("reason", reason)
+        .drop("known_customer")
     )
-    valid = candidates.join(known, "customer_id", "left_semi").select(
+
+
+def valid_events(classified: DataFrame) -> DataFrame:
+    """The valid events of :func:`classify_events`, in the processed events' schema."""
+    return classified.filter(F.col("reason").isNull()).select(
         "event_id",
         "customer_id",
         F.col("ts_parsed").alias("ts"),
@@ -763,14 +799,17 @@ def clean_events(raw: DataFrame, customers: DataFrame, spec: dict) -> tuple[Data
         "amount",
         "duration_s",
     )
-    bad = classified.filter(F.col("reason").isNotNull()).unionByName(unknown.select(classified.columns))
-    no_corrupt = F.lit(None).cast("string").alias(CORRUPT)
-    quarantine = quarantine_rows(
-        raw.filter(corrupt).withColumn("reason", F.lit("malformed_json")),
-        "events",
-        json_record(columns),
-    ).unionByName(quarantine_rows(bad.select("*", no_corrupt), "events", json_record(columns)))
-    return valid, quarantine, duplicates
+
+
+def events_quarantine(classified: DataFrame, spec: dict) -> DataFrame:
+    """The quarantine rows of :func:`classify_events`: one per malformed line landed, one per bad event."""
+    columns = [c["name"] for c in spec["columns"]]
+    bad = classified.filter(F.col("reason").isNotNull())
+    malformed = malformed_rows(bad)
+    parsed = bad.filter(F.col(CORRUPT).isNull())
+    return quarantine_rows(malformed, "events", json_record(columns)).unionByName(
+        quarantine_rows(parsed, "events", json_record(columns))
+    )
 
 
 def build_features(customers: DataFrame, events: DataFrame, dt: str) -> DataFrame:
@@ -806,25 +845,21 @@ def write_parquet(df: DataFrame, path: str, keys: list[str], rows: int) -> None:
     df.repartition(files, *keys).sortWithinPartitions(*keys).write.mode("overwrite").parquet(path)
 
 
-def counts_by(df: DataFrame, column: str, names: list[str]) -> dict[str, int]:
-    """Row counts per value of ``column``, with a zero for every expected name that does not occur."""
-    found = {
-        row[column]: int(row["n"]) for row in df.groupBy(column).agg(F.count(F.lit(1)).alias("n")).collect()
-    }
+def counts_by(rows: list, column: str, names: list[str]) -> dict[str, int]:
+    """The ``n`` of ``rows`` summed per value of ``column``, with a zero for each name that does not occur."""
+    found: dict[str, int] = {}
+    for row in rows:
+        found[row[column]] = found.get(row[column], 0) + int(row["n"])
     unexpected = sorted(set(found) - set(names))
     if unexpected:
         raise RuntimeError(f"unexpected {column} value(s) {unexpected}: add them to the metrics schema")
     return {name: found.get(name, 0) for name in names}
 
 
-def metrics_row(metrics: dict, schema: T.StructType) -> tuple:
-    """``metrics`` as a tuple in schema order (nested dicts become tuples of their struct's fields)."""
-    values = []
-    for struct_field in schema.fields:
-        value = metrics[struct_field.name]
-        data_type = struct_field.dataType
-        values.append(metrics_row(value, data_type) if isinstance(data_type, T.StructType) else value)
-    return tuple(values)
+def metrics_frame(spark: SparkSession, metrics: dict) -> DataFrame:
+    """``metrics`` as a one-row DataFrame of ``METRICS_SCHEMA``, parsed in the JVM (no Python worker)."""
+    parsed = F.from_json(F.lit(json.dumps(metrics)), METRICS_SCHEMA, {"mode": "FAILFAST"})
+    return spark.range(1, numPartitions=1).select(parsed.alias("metrics")).select("metrics.*")
 
 
 def run(spark: SparkSession, args: dict[str, str], inputs: dict[str, SourceInput] | None = None) -> dict:
@@ -835,9 +870,15 @@ def run(spark: SparkSession, args: dict[str, str], inputs: dict[str, SourceInput
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
 
-    raw_customers = read_source(spark, inputs["customers"]).cache()
-    raw_events = read_source(spark, inputs["events"]).cache()
-    customers_landed, events_landed = raw_customers.count(), raw_events.count()
+    customer_spec, event_spec = inputs["customers"].spec, inputs["events"].spec
+    customer_records = collapse(read_source(spark, inputs["customers"]), customer_spec).cache()
+    customers_landed, customer_dups = landed_counts(customer_records)
+    valid_customers, customer_quarantine = clean_customers(customer_records, dt, customer_spec)
+    customers, imputed = impute_customers(valid_customers)
+    customers = customers.cache()
+    event_records = collapse(read_source(spark, inputs["events"]), event_spec)
+    classified_events = classify_events(event_records, customers, event_spec).cache()
+    events_landed, event_dups = landed_counts(classified_events)
     log(f"dt={dt}: {customers_landed} customer rows, {events_landed} event lines landed")
     for source, landed in (("customers", customers_landed), ("events", events_landed)):
         spec = inputs[source].spec
@@ -848,18 +889,13 @@ def run(spark: SparkSession, args: dict[str, str], inputs: dict[str, SourceInput
                 f"an empty {spec['dataset']} day is not allowed by its contract"
             )
 
-    valid_customers, customer_quarantine, customer_dups = clean_customers(
-        raw_customers, dt, inputs["customers"].spec
-    )
-    customers, imputed = impute_customers(valid_customers)
-    customers = customers.cache()
-    events, event_quarantine, event_dups = clean_events(raw_events, customers, inputs["events"].spec)
-    events = events.cache()
-    quarantine = customer_quarantine.unionByName(event_quarantine).cache()
+    events = valid_events(classified_events)
+    quarantine = customer_quarantine.unionByName(events_quarantine(classified_events, event_spec)).cache()
     features = build_features(customers, events, dt).cache()
 
     features_rows, events_cleaned = features.count(), events.count()
-    quarantined = quarantine.count()
+    quarantine_counts = quarantine.groupBy("source", "reason").agg(F.count(F.lit(1)).alias("n")).collect()
+    quarantined = sum(int(row["n"]) for row in quarantine_counts)
     write_parquet(features, args["output_features"], ["customer_id"], features_rows)
     write_parquet(events, args["output_processed_events"], ["customer_id", "ts", "event_id"], events_cleaned)
     write_parquet(quarantine, args["output_quarantine"], ["source", "reason", "record"], quarantined)
@@ -873,8 +909,8 @@ def run(spark: SparkSession, args: dict[str, str], inputs: dict[str, SourceInput
         "features_rows": features_rows,
         "events_cleaned": events_cleaned,
         "quarantined": quarantined,
-        "quarantined_by_source": counts_by(quarantine, "source", SOURCES),
-        "quarantined_by_reason": counts_by(quarantine, "reason", CUSTOMER_REASONS + EVENT_REASONS),
+        "quarantined_by_source": counts_by(quarantine_counts, "source", SOURCES),
+        "quarantined_by_reason": counts_by(quarantine_counts, "reason", CUSTOMER_REASONS + EVENT_REASONS),
         "duplicates_dropped": customer_dups + event_dups,
         "duplicates_by_source": {"customers": customer_dups, "events": event_dups},
         "imputed": imputed,
@@ -883,9 +919,7 @@ def run(spark: SparkSession, args: dict[str, str], inputs: dict[str, SourceInput
         "schema_drift_columns": sum(len(names) for names in drift.values()),
         "input_files": {source: [f.name for f in inputs[source].files] for source in SOURCES},
     }
-    spark.createDataFrame([metrics_row(metrics, METRICS_SCHEMA)], METRICS_SCHEMA).coalesce(1).write.mode(
-        "overwrite"
-    ).json(args["output_metrics"])
+    metrics_frame(spark, metrics).coalesce(1).write.mode("overwrite").json(args["output_metrics"])
     log(
         f"features={features_rows} events={events_cleaned} quarantined={quarantined} "
         f"duplicates={metrics['duplicates_dropped']} imputed={imputed} schema_drift={drift}"
