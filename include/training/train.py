@@ -58,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--learning_rate", type=float, default=0.1)
     parser.add_argument("--validation_fraction", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=42)
+    # SageMaker tuning may pass its objective's name to every trial: accepted, unused
+    parser.add_argument("--_tuning_objective_metric", default=None, help=argparse.SUPPRESS)
     parser.add_argument(
         "--model-dir", "--model_dir", dest="model_dir", default=os.environ.get("SM_MODEL_DIR")
     )

@@ -146,6 +146,10 @@ def install_extensions() -> None:
     from sagelake.local import glue_crawls
 
     glue_crawls.install()
+    # tuning jobs answer from the trials the local tuning runner recorded (sagemaker_tuning_records)
+    from sagelake.local import sagemaker_tuning_records
+
+    sagemaker_tuning_records.install()
 
 
 def start(host: str = "127.0.0.1", port: int = 4566):
