@@ -33,21 +33,18 @@ import io
 import json
 import logging
 import re
-import urllib.error
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from fnmatch import fnmatch
 from typing import Any
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.exceptions import ClientError
 
 from sagelake.aws_errors import has_code
 from sagelake.lake import catalog
 from sagelake.lake.layout import split_s3_uri
+from sagelake.local.extension_calls import ExtensionCallError, call_extension
 
 log = logging.getLogger(__name__)
 
@@ -743,27 +740,11 @@ def record_crawl(glue: Any, credentials: Any, crawler: str, status: str, **detai
 
     A control-plane-only call (``AWSGlue.SagelakeRecordCrawl``), signed like any Glue request.
     """
-    body = json.dumps({"CrawlerName": crawler, "Status": status, **details})
-    request = AWSRequest(
-        method="POST",
-        url=glue.meta.endpoint_url.rstrip("/") + "/",
-        data=body.encode(),
-        headers={
-            "X-Amz-Target": f"AWSGlue.{RECORD_CRAWL_ACTION}",
-            "Content-Type": "application/x-amz-json-1.1",
-        },
-    )
-    SigV4Auth(credentials, "glue", glue.meta.region_name).add_auth(request)
-    http = urllib.request.Request(
-        request.url, data=request.body, headers=dict(request.headers), method="POST"
-    )
+    body = {"CrawlerName": crawler, "Status": status, **details}
     try:
-        with urllib.request.urlopen(http, timeout=30) as response:  # the control plane's own URL
-            return json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as error:
-        raise CrawlerError(
-            f"recording crawl of {crawler} failed: {error.read().decode(errors='replace')}"
-        ) from None
+        return call_extension(glue, credentials, "glue", f"AWSGlue.{RECORD_CRAWL_ACTION}", body)
+    except ExtensionCallError as error:
+        raise CrawlerError(f"recording crawl of {crawler} failed: {error}") from None
 
 
 def _start(glue: Any, credentials: Any, crawler: str) -> None:

@@ -21,12 +21,12 @@ import posixpath
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sagelake.lake.layout import split_s3_uri
+from sagelake.local.s3_files import KeyEscapesError, download_prefix
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +96,6 @@ def command_line(app: dict[str, Any], work: Path) -> list[str]:
     return [map_argument(work, str(token)) for token in [*entrypoint, *(app.get("ContainerArguments") or [])]]
 
 
-def _list_keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            if not obj["Key"].endswith("/"):
-                yield obj["Key"]
-
-
 def download_input(s3: Any, processing_input: dict[str, Any], work: Path) -> int:
     """Download one S3 ``ProcessingInput`` into its local path (keys below the prefix's last ``/``)."""
     name = processing_input.get("InputName", "?")
@@ -118,17 +111,10 @@ def download_input(s3: Any, processing_input: dict[str, Any], work: Path) -> int
         dest = local_path(work, container, PROCESSING_ROOT)
     except ProcessingRequestError as error:
         raise ProcessingRequestError(f"input {name!r}: LocalPath {error}") from None
-    dest.mkdir(parents=True, exist_ok=True)
-    bucket, prefix = split_s3_uri(_required(source, "S3Uri"))
-    base = prefix[: prefix.rfind("/") + 1]
-    count = 0
-    for key in _list_keys(s3, bucket, prefix):
-        target = (dest / key[len(base) :]).resolve()
-        if dest.resolve() not in target.parents:
-            raise ProcessingRequestError(f"input {name!r}: object key {key!r} escapes {container}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(bucket, key, str(target))
-        count += 1
+    try:
+        count = download_prefix(s3, _required(source, "S3Uri"), dest)
+    except KeyEscapesError as error:
+        raise ProcessingRequestError(f"input {name!r}: {error}") from None
     if count == 0:  # SageMaker fails the job: "No S3 objects found under S3 URL ..."
         raise ProcessingRequestError(f"input {name!r}: no S3 objects found under {source['S3Uri']}")
     return count

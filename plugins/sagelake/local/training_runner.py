@@ -18,12 +18,12 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sagelake.lake.layout import split_s3_uri
+from sagelake.local.s3_files import KeyEscapesError, download_prefix
 from sagelake.ml.artifacts import extract_tar, package_source_dir
 from sagelake.ml.images import is_builtin_xgboost_training
 
@@ -108,14 +108,6 @@ def _required(request: dict, *path: str) -> Any:
     return node
 
 
-def _list_keys(s3_client, bucket: str, prefix: str) -> Iterator[str]:
-    paginator = s3_client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            if not obj["Key"].endswith("/"):
-                yield obj["Key"]
-
-
 def download_channel(s3_client, channel: dict, dest: Path) -> int:
     """Download an S3Prefix channel into ``dest`` keeping paths below the prefix; return the file count."""
     name = channel.get("ChannelName", "?")
@@ -131,17 +123,10 @@ def download_channel(s3_client, channel: dict, dest: Path) -> int:
     if channel.get("InputMode", "File") == "Pipe":
         raise TrainingRequestError(f"channel {name!r}: Pipe input mode is unsupported locally, use File")
     uri = source["S3Uri"]
-    bucket, prefix = split_s3_uri(uri)
-    base = prefix[: prefix.rfind("/") + 1]  # SageMaker keeps the key below the prefix's last '/'
-    dest.mkdir(parents=True, exist_ok=True)
-    count = 0
-    for key in _list_keys(s3_client, bucket, prefix):
-        target = (dest / key[len(base) :]).resolve()
-        if dest.resolve() not in target.parents:
-            raise TrainingRequestError(f"object key {key!r} escapes the channel directory")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        s3_client.download_file(bucket, key, str(target))
-        count += 1
+    try:
+        count = download_prefix(s3_client, uri, dest)
+    except KeyEscapesError as error:
+        raise TrainingRequestError(f"channel {name!r}: {error}") from None
     if count == 0:
         raise TrainingRequestError(
             f"channel {name!r}: no objects under {uri}: produce the data first or fix the channel's S3Uri"

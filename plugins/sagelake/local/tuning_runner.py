@@ -20,22 +20,18 @@ objective with the median of earlier trials, and the trials here report only fin
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.exceptions import ClientError
 
+from sagelake.local.extension_calls import ExtensionCallError, call_extension
 from sagelake.local.training_runner import TrainingJobFailedError, run_training_job
 from sagelake.ml.tuning import (
     STRATEGIES,
@@ -167,27 +163,11 @@ def write_trial_log(logs: Any, job: str, text: str, start: float) -> str | None:
 
 def record_tuning_job(sagemaker: Any, credentials: Any, body: dict[str, Any]) -> dict[str, Any]:
     """Send the control-plane-only ``SageMaker.SagelakeRecordTuningJob`` call, signed like any request."""
-    request = AWSRequest(
-        method="POST",
-        url=sagemaker.meta.endpoint_url.rstrip("/") + "/",
-        data=json.dumps(body).encode(),
-        headers={
-            "X-Amz-Target": f"SageMaker.{RECORD_TUNING_ACTION}",
-            "Content-Type": "application/x-amz-json-1.1",
-        },
-    )
-    SigV4Auth(credentials, "sagemaker", sagemaker.meta.region_name).add_auth(request)
-    http = urllib.request.Request(
-        request.url, data=request.body, headers=dict(request.headers), method="POST"
-    )
     try:
-        with urllib.request.urlopen(http, timeout=30) as response:  # the control plane's own URL
-            return json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as error:
-        detail = error.read().decode(errors="replace")
-        raise TuningJobFailedError(
-            f"recording tuning job {body.get('HyperParameterTuningJobName')}: {detail}"
-        ) from None
+        return call_extension(sagemaker, credentials, "sagemaker", f"SageMaker.{RECORD_TUNING_ACTION}", body)
+    except ExtensionCallError as error:
+        name = body.get("HyperParameterTuningJobName")
+        raise TuningJobFailedError(f"recording tuning job {name}: {error}") from None
 
 
 def _trial_entry(trial: Trial) -> dict[str, Any]:
