@@ -63,9 +63,7 @@ def compare_with_contracts(dt: str, params: dict[str, Any]) -> list[dict[str, An
     ]
     crawl = glue.get_crawler(Name=CRAWLER)["Crawler"].get("LastCrawl", {})
     crawled_at = crawl["StartTime"].isoformat() if crawl.get("StartTime") else ""
-    records = drift_records(
-        tables, Lake(params["bucket"]), crawler=CRAWLER, crawled_at=crawled_at
-    )
+    records = drift_records(tables, Lake(params["bucket"]), crawler=CRAWLER, crawled_at=crawled_at)
     uri = write_drift(s3, glue, params["glue_database"], params["bucket"], dt, records)
     for record in records:
         detail = ", ".join(

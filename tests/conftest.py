@@ -66,6 +66,20 @@ def bucket(s3) -> str:
     return name
 
 
+@pytest.fixture()
+def restore_mlflow_tracking_uri() -> Iterator[None]:
+    """``sagelake.ml.tracking.client`` sets MLflow's process-wide tracking URI (and its variable): undo."""
+    import mlflow
+
+    before, env = mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    mlflow.set_tracking_uri(before)
+    if env is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = env
+
+
 TIERS = ("unit", "integration", "e2e")
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -26,15 +25,12 @@ from sagelake.lake.layout import split_s3_uri
 from sagelake.local.s3_files import KeyEscapesError, download_prefix
 from sagelake.ml.artifacts import extract_tar, package_source_dir
 from sagelake.ml.images import is_builtin_xgboost_training
+from sagelake.ml.metrics_log import final_metrics
 
 log = logging.getLogger(__name__)
 
 CURRENT_HOST = "algo-1"
 LOG_TAIL_LINES = 50
-# "validation:auc=0.8123" — a metric name with a colon, '=', a number.
-DEFAULT_METRIC_LINE = re.compile(
-    r"^\s*([A-Za-z0-9_.\-]+:[A-Za-z0-9_.\-:]+)\s*=\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
-)
 
 
 class TrainingJobFailedError(RuntimeError):
@@ -147,26 +143,9 @@ def _fetch_source(s3_client, uri: str) -> bytes:
 
 
 def parse_metrics(lines: list[str], definitions: list[dict] | None = None) -> dict[str, float]:
-    """Metrics from log lines: the job's MetricDefinitions if any, else ``name:part=value`` lines.
-
-    The last value of a metric wins, as in the final metrics SageMaker reports.
-    """
-    metrics: dict[str, float] = {}
-    compiled = [(d["Name"], re.compile(d["Regex"])) for d in definitions or []]
-    for line in lines:
-        if compiled:
-            for name, regex in compiled:
-                match = regex.search(line)
-                if match:
-                    try:
-                        metrics[name] = float(match.group(1))
-                    except (IndexError, ValueError):
-                        continue
-        else:
-            match = DEFAULT_METRIC_LINE.match(line)
-            if match:
-                metrics[match.group(1)] = float(match.group(2))
-    return metrics
+    """Metrics from log lines: the job's MetricDefinitions if any, else ``name:part=value`` lines; the
+    last value of a metric wins, as in the final metrics SageMaker reports."""
+    return final_metrics(lines, definitions)
 
 
 def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:

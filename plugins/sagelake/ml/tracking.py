@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from sagelake.config.settings import mlflow_settings
 from sagelake.config.target import current_target
+from sagelake.ml.metrics_log import final_metrics
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -49,10 +50,6 @@ _JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 # arn:aws:sagemaker:<region>:<account>:mlflow-tracking-server/<name> (or mlflow-app/<id>)
 _TRACKING_ARN = re.compile(
     r"^arn:aws(?:-[a-z]+)*:sagemaker:[a-z0-9-]+:\d{12}:(?:mlflow-tracking-server|mlflow-app)/[A-Za-z0-9-]+$"
-)
-# SageMaker's default metric line of the training scripts: ``validation:auc=0.81``
-_DEFAULT_METRIC_LINE = re.compile(
-    r"^\s*([A-Za-z0-9_.\-]+:[A-Za-z0-9_.\-:]+)\s*=\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
 )
 
 
@@ -174,22 +171,7 @@ def metrics_from_log(
 ) -> dict[str, float]:
     """Final metrics from a training log, as SageMaker computes them: each ``MetricDefinitions`` regex's
     first group on every line, the last value wins; without definitions, ``name:part=value`` lines."""
-    compiled = [(d["Name"], re.compile(d["Regex"])) for d in metric_definitions or ()]
-    metrics: dict[str, float] = {}
-    for line in log_text.splitlines():
-        if not compiled:
-            match = _DEFAULT_METRIC_LINE.match(line)
-            if match:
-                metrics[match.group(1)] = float(match.group(2))
-            continue
-        for name, regex in compiled:
-            match = regex.search(line)
-            if match:
-                try:
-                    metrics[name] = float(match.group(1))
-                except (IndexError, ValueError):
-                    continue
-    return metrics
+    return final_metrics(log_text.splitlines(), metric_definitions)
 
 
 def metrics_from_description(description: Mapping[str, Any]) -> dict[str, float]:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sagelake.ml.images import is_builtin_xgboost_training, xgboost_metric_definitions
+from sagelake.ml.metrics_log import last_value
 
 STRATEGIES = ("Bayesian", "Random")  # what runs locally; Hyperband and Grid are refused by name
 OBJECTIVE_TYPES = ("Maximize", "Minimize")
@@ -339,18 +340,7 @@ def parse_metric(log: str, regex: str | re.Pattern[str]) -> float | None:
     the tuning objective); a match whose group is not a number is ignored, as SageMaker ignores it.
     """
     pattern = re.compile(regex) if isinstance(regex, str) else regex
-    value = None
-    for line in log.splitlines():
-        match = pattern.search(line)
-        if not match:
-            continue
-        try:
-            number = float(match.group(1))
-        except (IndexError, TypeError, ValueError):
-            continue
-        if math.isfinite(number):
-            value = number
-    return value
+    return last_value(log.splitlines(), pattern, finite_only=True)
 
 
 def parse_metrics(log: str, definitions: Sequence[Mapping[str, str]]) -> dict[str, float]:

@@ -27,17 +27,7 @@ def mlflow_stack() -> Iterator[stack.Stack]:
         shutil.rmtree(local.local_dir, ignore_errors=True)
 
 
-@pytest.fixture(autouse=True)
-def _restore_global_tracking_uri() -> Iterator[None]:
-    import mlflow
-
-    before, env = mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")
-    yield
-    mlflow.set_tracking_uri(before)
-    if env is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = env
+pytestmark = pytest.mark.usefixtures("restore_mlflow_tracking_uri")
 
 
 def test_a_trial_logged_over_http_is_read_back_with_mlflow_client(

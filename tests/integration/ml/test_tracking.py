@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from sagelake.ml import tracking
 
-
-@pytest.fixture(autouse=True)
-def _restore_global_tracking_uri() -> Iterator[None]:
-    import mlflow
-
-    before, env = mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")
-    yield
-    mlflow.set_tracking_uri(before)
-    if env is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = env
+pytestmark = pytest.mark.usefixtures("restore_mlflow_tracking_uri")
 
 
 def test_a_report_in_the_lake_is_logged_under_evaluation(s3, bucket: str, tmp_path: Path) -> None:

@@ -27,7 +27,8 @@ from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder=sys.argv[1])
 module_doc = ast.get_docstring(ast.parse(open(sys.argv[1]).read()), clean=False)
 out = {"errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": {},
-       "heavy_modules": sorted(m for m in ("sagemaker", "pyspark", "duckdb", "sklearn", "mlflow") if m in sys.modules)}
+       "heavy_modules": sorted(m for m in ("sagemaker", "pyspark", "duckdb", "sklearn", "mlflow")
+                               if m in sys.modules)}
 for dag_id, dag in bag.dags.items():
     out["dags"][dag_id] = {
         "tags": sorted(dag.tags), "doc": bool(dag.doc_md and dag.doc_md.strip()),

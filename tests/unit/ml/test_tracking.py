@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,20 +14,7 @@ from sagelake.ml.aws_requests import model_package_extras
 TRACKING_ARN = "arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/sagelake"
 
 
-@pytest.fixture(autouse=True)
-def _restore_global_tracking_uri() -> Iterator[None]:
-    """``tracking.client`` sets MLflow's process-wide URI (and ``MLFLOW_TRACKING_URI``): undo it."""
-    import os
-
-    import mlflow
-
-    before, env = mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")
-    yield
-    mlflow.set_tracking_uri(before)
-    if env is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = env
+pytestmark = pytest.mark.usefixtures("restore_mlflow_tracking_uri")
 
 
 @pytest.fixture(scope="module")
