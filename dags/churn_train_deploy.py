@@ -4,8 +4,10 @@ Runs when `churn_prepare` publishes a checked `churn_features` partition (or man
 `{"dt": "YYYY-MM-DD"}`); it reads the partition where the Glue Data Catalog publishes it:
 1. **train** — SageMaker training job (scikit-learn container, script mode, `include/training/train.py`).
    On the local target the same request runs the script in a subprocess with SageMaker's environment.
-2. **evaluate** — stores the job's `evaluation.json` beside the model.
-3. **register** — a version in the model package group (idempotent per model artefact).
+2. **evaluate** — stores the job's `evaluation.json` beside the model and tracks the trial in MLflow
+   (hyperparameters, metrics, the report; tags: training job, partition `dt` and its published version).
+3. **register** — a version in the model package group (idempotent per model artefact), its metadata
+   linking the MLflow run, the training job and the data partition.
 4. **approve** — policy: approved when validation AUC ≥ `min_auc`, else rejected and deployment skipped.
 5. **deploy** — endpoint create-or-update to the approved version.
 6. **smoke_test** — invokes the endpoint with rows of the partition and checks the answer.
@@ -75,12 +77,45 @@ def training_request(dt: str, params: dict[str, Any], run_id: str) -> dict[str, 
 
 
 @task(multiple_outputs=True)
-def evaluate(training: dict[str, Any], dt: str, run_id: str) -> dict[str, Any]:
-    """Publish the evaluation report and prepare the registration metadata."""
+def evaluate(
+    training: dict[str, Any], dt: str, params: dict[str, Any], run_id: str, dag: Any = None
+) -> dict[str, Any]:
+    """Publish the evaluation report, track the trial in MLflow (parameters, metrics, the report, the
+    data partition and version) and prepare the registration metadata, its lineage included."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
+
+    from sagelake.lake.publish import published
+    from sagelake.ml import tracking
     from sagelake.ml.aws_requests import model_package_extras
     from sagelake.ml.lifecycle import publish_evaluation
 
-    summary = publish_evaluation(S3Hook(aws_conn_id=AWS_CONN_ID).get_conn(), training["Training"])
+    job = training["Training"]
+    summary = publish_evaluation(S3Hook(aws_conn_id=AWS_CONN_ID).get_conn(), job)
+    current = published(
+        GlueCatalogHook(aws_conn_id=AWS_CONN_ID).get_conn(), params["glue_database"], "churn_features", dt
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        report = Path(folder) / "evaluation.json"
+        report.write_text(
+            json.dumps({"metrics": summary["metrics"], "uri": summary["evaluation_uri"]}, indent=2)
+        )
+        trial = tracking.log_trial(
+            model_package_group=params["model_package_group"],
+            training_job_name=summary["training_job"],
+            dt=dt,
+            version=current.version if current and current.version else "",
+            hyperparameters=tracking.hyperparameters_from_request(job.get("HyperParameters", {})),
+            metrics=summary["metrics"],
+            model_artifact=summary["model_url"],
+            dag_id=dag.dag_id if dag else None,
+            airflow_run_id=run_id,
+            artifacts=[report],
+        )
+    print(f"MLflow run {trial.run_id}: {trial.url or trial.tracking_uri}")
     summary["extras"] = model_package_extras(
         evaluation_uri=summary["evaluation_uri"],
         metrics=summary["metrics"],
@@ -88,6 +123,8 @@ def evaluate(training: dict[str, Any], dt: str, run_id: str) -> dict[str, Any]:
         run_id=run_id,
         training_job=summary["training_job"],
     )
+    summary["extras"]["CustomerMetadataProperties"].update(tracking.registry_lineage(trial))
+    summary["mlflow"] = {**trial.to_dict(), "url": trial.url}
     return summary
 
 

@@ -92,6 +92,7 @@ def format_summary(s: dict[str, Any]) -> str:
     metrics = " ".join(f"{k}={v:.4f}" for k, v in s["model"]["metrics"].items())
     lines += [
         f"  model        {s['model']['training_job']}  {metrics}",
+        f"  mlflow       {s['model']['mlflow']['url']}",
         f"  registered   {s['package']['arn']}  status={s['package']['status']}",
         f"  endpoint     {s['endpoint']['name']}  ({s['endpoint']['status']})",
         f"  prediction   {json.dumps(s['prediction']['output'])}  for {json.dumps(s['prediction']['input'])}",
@@ -231,7 +232,9 @@ def build_summary(clients: DemoClients, dt: str, prepare_run: str, runs: dict[st
         if ti["task_id"].startswith("check_")
     ]
     train_run = runs[TRAIN]
-    evaluation = {key: api.xcom(TRAIN, train_run, "evaluate", key) for key in ("training_job", "metrics")}
+    evaluation = {
+        key: api.xcom(TRAIN, train_run, "evaluate", key) for key in ("training_job", "metrics", "mlflow")
+    }
     approval = api.xcom(TRAIN, train_run, "approve")
     profile = api.xcom(PROFILE, runs[PROFILE], "profile_churn_features")
     analytics = api.xcom(WAREHOUSE, runs[WAREHOUSE], "report")
@@ -271,6 +274,7 @@ def run_demo(dt: str, n_customers: int, timeout_s: float) -> int:
         return 1
     print(format_summary(build_summary(clients, dt, prepare_run, runs)))
     print(f"\nAirflow UI: {airflow_url}  (login {local_stack.LOCAL_USER} / {local_stack.LOCAL_PASSWORD})")
+    print(f"MLflow UI:  {clients.stack.mlflow_url}")
     print("The stack keeps running; `make down` stops it.")
     return 0
 

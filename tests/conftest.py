@@ -27,6 +27,8 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = os.path.join(os.path.dirname(__fil
 os.environ.setdefault("SAGELAKE_TARGET", "local")
 # The local engines' state (the local warehouse's database files…) of this test session, never `.local/`.
 os.environ["SAGELAKE_LOCAL_DIR"] = tempfile.mkdtemp(prefix="sagelake-test-state-")
+# DAG runs in the tests track their trials in a SQLite MLflow store (the local stack serves one over HTTP).
+os.environ["SAGELAKE_MLFLOW_TRACKING_URI"] = f"sqlite:///{os.environ['SAGELAKE_LOCAL_DIR']}/mlflow.db"
 
 
 @pytest.fixture(scope="session")

@@ -144,6 +144,17 @@ def test_pipeline_end_to_end(stack) -> None:
     group = stack["params"]["model_package_group"]
     packages = sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
     assert [p["ModelApprovalStatus"] for p in packages] == ["Approved"]
+    # the registered version links its MLflow run, which holds the trial's parameters and metrics
+    from sagelake.ml import tracking
+
+    lineage = tracking.read_lineage(sagemaker, packages[0]["ModelPackageArn"])
+    assert (lineage.dt, lineage.version) == (GOOD_DT, location.rstrip("/").rsplit("version=", 1)[1])
+    run = tracking.client().get_run(lineage.mlflow_run_id)
+    package = sagemaker.describe_model_package(ModelPackageName=packages[0]["ModelPackageArn"])
+    registered_auc = float(package["CustomerMetadataProperties"]["metric_auc"])
+    assert run.data.metrics["auc"] == pytest.approx(registered_auc, abs=1e-6)
+    assert run.data.params["max_iter"] == "200"
+    assert run.data.tags["sagelake.training_job"] == lineage.training_job
     endpoint = sagemaker.describe_endpoint(EndpointName=stack["params"]["endpoint_name"])
     config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
     model = sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])

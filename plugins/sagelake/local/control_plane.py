@@ -14,6 +14,9 @@ Two gaps matter to the pipeline and are closed here, in one place, instead of in
 * In a versioned bucket (the lake set-up enables versioning), ``ListObjectsV2`` with a delimiter lists
   only "folders" that hold a current object, as S3 does; moto also lists folders whose objects are all
   deleted (delete markers), so ``churn_prepare`` would find the version folders it deleted again.
+* ``UpdateModelPackage`` keeps what the request leaves out — the approval status and the
+  ``CustomerMetadataProperties`` — as AWS does (moto blanks them on every update, e.g. an approval, losing
+  the version's lineage).
 * Athena ``UpdateWorkGroup`` (absent from moto) updates the recorded configuration, so the lake set-up
   can correct a drifted workgroup as on AWS.
 
@@ -37,6 +40,7 @@ from moto.sagemaker.models import FakeEndpoint, SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
 
 _original_create_endpoint = SageMakerModelBackend.create_endpoint
+_original_update_model_package = SageMakerModelBackend.update_model_package
 
 
 def _create_endpoint(
@@ -131,6 +135,34 @@ def _update_work_group(self: AthenaResponse) -> Any:
     return json.dumps({})
 
 
+def _update_model_package(
+    self: SageMakerModelBackend,
+    model_package_arn: str,
+    model_approval_status: str | None,
+    approval_description: str | None,
+    customer_metadata_properties: dict[str, str] | None,
+    customer_metadata_properties_to_remove: list[str],
+    additional_inference_specifications_to_add: list[Any] | None,
+) -> str:
+    """AWS's UpdateModelPackage: what the request leaves out is kept (status, its description, metadata);
+    given metadata is added to (or replaces keys of) the existing metadata."""
+    name = self.model_package_name_mapping.get(model_package_arn, model_package_arn)
+    package = self.model_packages.get(name)
+    kept = dict(getattr(package, "customer_metadata_properties", None) or {}) if package else {}
+    if package is not None and model_approval_status is None:
+        model_approval_status = package.model_approval_status
+        approval_description = approval_description or package.approval_description
+    return _original_update_model_package(
+        self,
+        model_package_arn,
+        model_approval_status,
+        approval_description,
+        {**kept, **(customer_metadata_properties or {})},
+        customer_metadata_properties_to_remove,
+        additional_inference_specifications_to_add,
+    )
+
+
 def install_extensions() -> None:
     """Patch moto with AWS-faithful endpoint create/update and atomic S3 conditional writes (idempotent)."""
     for name in ("put_object", "delete_object"):
@@ -138,6 +170,7 @@ def install_extensions() -> None:
         if not hasattr(current, "__wrapped__"):
             setattr(S3Response, name, _serialised(current))
     SageMakerModelBackend.create_endpoint = _create_endpoint  # type: ignore[method-assign]
+    SageMakerModelBackend.update_model_package = _update_model_package  # type: ignore[method-assign]
     SageMakerModelBackend.update_endpoint = _update_endpoint  # type: ignore[attr-defined]
     SageMakerResponse.update_endpoint = _update_endpoint_response  # type: ignore[attr-defined]
     S3Backend.list_objects = _list_objects  # type: ignore[method-assign]

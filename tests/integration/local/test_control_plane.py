@@ -87,3 +87,28 @@ def test_conditional_creates_are_atomic_even_when_a_write_is_slow(aws_env, bucke
     assert created.count(True) == 1
     winner = created.index(True)
     assert s3.get_object(Bucket=bucket, Key="lock")["Body"].read() == str(winner).encode()
+
+
+def test_an_approval_keeps_the_versions_metadata_as_aws_does(sagemaker) -> None:
+    import uuid
+
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    sagemaker.create_model_package_group(ModelPackageGroupName=group)
+    arn = sagemaker.create_model_package(
+        ModelPackageGroupName=group,
+        InferenceSpecification={
+            "Containers": [{"Image": "img", "ModelDataUrl": "s3://b/m/model.tar.gz"}],
+            "SupportedContentTypes": ["application/json"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        CustomerMetadataProperties={"dt": "2026-11-26", "mlflow_run_id": "r1"},
+    )["ModelPackageArn"]
+    sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
+    sagemaker.update_model_package(ModelPackageArn=arn, CustomerMetadataProperties={"reviewer": "ana"})
+    described = sagemaker.describe_model_package(ModelPackageName=arn)
+    assert described["ModelApprovalStatus"] == "Approved"
+    assert described["CustomerMetadataProperties"] == {
+        "dt": "2026-11-26",
+        "mlflow_run_id": "r1",
+        "reviewer": "ana",
+    }
