@@ -8,7 +8,9 @@ Runs when `churn_prepare` publishes a checked `churn_features` partition (or man
    (hyperparameters, metrics, the report; tags: training job, partition `dt` and its published version).
 3. **register** — a version in the model package group (idempotent per model artefact), its metadata
    linking the MLflow run, the training job and the data partition.
-4. **approve** — policy: approved when validation AUC ≥ `min_auc`, else rejected and deployment skipped.
+4. **approve** — policy: approved when validation AUC reaches the approval floor, a deployment setting
+   (Variable `sagelake_approval_policy`, else `SAGELAKE_APPROVAL_FLOOR` / `SAGELAKE_MIN_AUC`, default
+   0.75) that a run's trigger cannot change; else rejected and deployment skipped.
 5. **deploy** — endpoint create-or-update to the approved version.
 6. **smoke_test** — invokes the endpoint with rows of the partition and checks the answer.
 """
@@ -214,9 +216,7 @@ def churn_train_deploy() -> None:
         package_desc="trained on churn_features dt={{ ti.xcom_pull(task_ids='partition') }}",
         extras=evaluation["extras"],
     )
-    approve = ModelApprovalOperator(
-        task_id="approve", model_package_arn=register.output, minimum="{{ params.min_auc }}"
-    )
+    approve = ModelApprovalOperator(task_id="approve", model_package_arn=register.output)
     deploy = DeployEndpointOperator(
         task_id="deploy",
         config=endpoint_request(approve.output, dt),

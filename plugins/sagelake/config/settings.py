@@ -38,7 +38,6 @@ def default_params() -> dict[str, object]:
         "endpoint_name": _env("SAGELAKE_ENDPOINT", "sagelake-churn"),
         "training_instance_type": _env("SAGELAKE_TRAINING_INSTANCE", "ml.m5.large"),
         "endpoint_instance_type": _env("SAGELAKE_ENDPOINT_INSTANCE", "ml.m5.large"),
-        "min_auc": float(_env("SAGELAKE_MIN_AUC", "0.75")),
     }
 
 

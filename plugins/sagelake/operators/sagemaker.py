@@ -175,8 +175,10 @@ class ModelApprovalOperator(AwsBaseOperator[SageMakerHook]):
     downstream deployment is skipped too. Returns the decision for an approved version.
 
     :param model_package_arn: ARN of the model package version to decide on. (templated)
-    :param minimum: the lowest acceptable value of ``metric``; a string (e.g. a rendered param) is converted
-        to a float. (templated)
+    :param minimum: the lowest acceptable value of ``metric``; a string is converted to a float; None (the
+        default): the approval policy's floor from deployment configuration — the Airflow Variable
+        ``sagelake_approval_policy``, else ``SAGELAKE_APPROVAL_FLOOR`` / ``SAGELAKE_MIN_AUC`` — never a
+        value a run's trigger can choose. (templated)
     :param metric: name of the evaluation metric the policy reads (``metric_<name>`` in the metadata).
         (templated)
     """
@@ -185,7 +187,12 @@ class ModelApprovalOperator(AwsBaseOperator[SageMakerHook]):
     template_fields: Sequence[str] = aws_template_fields("model_package_arn", "metric", "minimum")
 
     def __init__(
-        self, *, model_package_arn: str, minimum: float | str, metric: str = "auc", **kwargs: Any
+        self,
+        *,
+        model_package_arn: str,
+        minimum: float | str | None = None,
+        metric: str = "auc",
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.model_package_arn = model_package_arn
@@ -193,8 +200,14 @@ class ModelApprovalOperator(AwsBaseOperator[SageMakerHook]):
         self.minimum = minimum
 
     def execute(self, context: Context) -> dict[str, Any]:
+        if self.minimum is None:
+            from sagelake.ml.policy import policy_from_airflow
+
+            minimum = policy_from_airflow().floor
+        else:
+            minimum = float(self.minimum)
         decision, metrics = apply_approval_policy(
-            self.hook.conn, self.model_package_arn, metric=self.metric, minimum=float(self.minimum)
+            self.hook.conn, self.model_package_arn, metric=self.metric, minimum=minimum
         )
         self.log.info("%s: %s (%s)", self.model_package_arn, decision.status, decision.reason)
         if not decision.approved:

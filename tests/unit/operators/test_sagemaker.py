@@ -365,15 +365,25 @@ class TestModelApprovalOperator:
     def test_rendered_minimum_is_compared_as_a_number(self, sagemaker, render, aws_target, context) -> None:
         arn = registered(sagemaker, {"metric_auc": "0.750000"})
         op = render(
-            ModelApprovalOperator(
-                task_id="approve", model_package_arn="{{ arn }}", minimum="{{ params.min_auc }}"
-            ),
+            ModelApprovalOperator(task_id="approve", model_package_arn="{{ arn }}", minimum="{{ floor }}"),
             arn=arn,
-            params={"min_auc": 0.75},
+            floor=0.75,
         )
         assert (op.model_package_arn, op.minimum, op.metric) == (arn, "0.75", "auc")
         result = op.execute(context)  # 0.75 >= "0.75": at the minimum is good enough
         assert (result["status"], result["metrics"]) == ("Approved", {"auc": 0.75})
+
+    def test_without_a_minimum_the_deployment_policy_decides(
+        self, sagemaker, aws_target, context, monkeypatch
+    ) -> None:
+        arn = registered(sagemaker, {"metric_auc": "0.800000"})
+        monkeypatch.setenv("SAGELAKE_APPROVAL_FLOOR", "0.85")
+        monkeypatch.setenv("AIRFLOW_VAR_SAGELAKE_APPROVAL_POLICY", '{"floor": 0.79}')  # the Variable wins
+        approved = ModelApprovalOperator(task_id="a", model_package_arn=arn).execute(context)
+        assert approved["status"] == "Approved"
+        monkeypatch.delenv("AIRFLOW_VAR_SAGELAKE_APPROVAL_POLICY")
+        with pytest.raises(AirflowSkipException, match="auc=0.8000 < 0.8500"):
+            ModelApprovalOperator(task_id="a", model_package_arn=arn).execute(context)
 
     def test_a_rejected_version_skips_deployment(self, sagemaker, aws_target, context) -> None:
         arn = registered(sagemaker, {"metric_auc": "0.620000"})
