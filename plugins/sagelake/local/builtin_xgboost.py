@@ -26,7 +26,6 @@ import logging
 import math
 import os
 import shutil
-import subprocess
 import sys
 import traceback
 from collections.abc import Callable, Mapping
@@ -35,14 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from sagelake.lake.layout import split_s3_uri
+from sagelake.local.job_requests import run_container, tail
 from sagelake.local.training_runner import (
-    LOG_TAIL_LINES,
     TrainingJobFailedError,
     TrainingRequestError,
     TrainingRunResult,
     _failure_detail,
     _required,
-    _tail,
     _upload,
     download_channel,
     parse_metrics,
@@ -488,20 +486,18 @@ def run_builtin_xgboost(request: dict, s3_client, work_dir: Path) -> TrainingRun
 
     cmd = [sys.executable, "-m", "sagelake.local.builtin_xgboost", str(work)]
     log.info("training job %s: built-in XGBoost on the local xgboost library", job)
-    try:
-        proc = subprocess.run(
-            cmd, cwd=work, env=_environment(), capture_output=True, text=True, timeout=timeout
-        )
-    except subprocess.TimeoutExpired as exc:
-        stderr = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
-        raise TrainingJobFailedError(
-            f"training job {job} exceeded StoppingCondition.MaxRuntimeInSeconds={timeout}: {_tail(stderr, 5)}"
-        ) from None
+    proc = run_container(
+        cmd,
+        cwd=work,
+        env=_environment(),
+        timeout=timeout,
+        job=job,
+        kind="training",
+        error=TrainingJobFailedError,
+        logger=log,
+    )
     (work / "output" / "stdout.log").write_text(proc.stdout)
     (work / "output" / "stderr.log").write_text(proc.stderr)
-    for stream, text in (("stdout", proc.stdout), ("stderr", proc.stderr)):
-        for line in text.splitlines()[-LOG_TAIL_LINES:]:
-            log.info("[%s %s] %s", job, stream, line)
     if proc.returncode != 0:
         detail = _failure_detail(work, proc.stderr)
         raise TrainingJobFailedError(f"training job {job} failed (exit {proc.returncode}): {detail}")
@@ -518,7 +514,7 @@ def run_builtin_xgboost(request: dict, s3_client, work_dir: Path) -> TrainingRun
         model_artifacts=model_uri,
         output_data=output_uri,
         metrics=parse_metrics(proc.stdout.splitlines(), definitions),
-        log_tail=_tail(proc.stdout + "\n" + proc.stderr),
+        log_tail=tail(proc.stdout + "\n" + proc.stderr),
     )
 
 

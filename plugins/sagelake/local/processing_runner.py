@@ -19,13 +19,13 @@ import logging
 import os
 import posixpath
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sagelake.lake.layout import split_s3_uri
+from sagelake.local.job_requests import required, run_container, tail
 from sagelake.local.s3_files import KeyEscapesError, download_prefix
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,6 @@ ROOT_ENV = "SAGELAKE_PROCESSING_ROOT"
 FAILURE_MESSAGE = "opt/ml/output/message"
 PYTHON_NAMES = {"python", "python3"}
 CURRENT_HOST = "algo-1"
-LOG_TAIL_LINES = 50
 
 
 class ProcessingRequestError(ValueError):
@@ -57,14 +56,8 @@ class ProcessingRunResult:
     log_tail: str = ""
 
 
-def _required(node: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(node, dict) or key not in node:
-            raise ProcessingRequestError(
-                f"CreateProcessingJob request lacks {'.'.join(path)}: add it to the job config"
-            )
-        node = node[key]
-    return node
+def _required(request: dict, *path: str) -> Any:
+    return required(request, *path, operation="CreateProcessingJob", error=ProcessingRequestError)
 
 
 def local_path(work: Path, container_path: str, under: str = CONTAINER_ROOT) -> Path:
@@ -146,10 +139,6 @@ def _write_config(request: dict[str, Any], work: Path) -> None:
     )
 
 
-def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
-
-
 def _check(request: dict[str, Any]) -> tuple[str, list[dict], list[dict]]:
     job = _required(request, "ProcessingJobName")
     _required(request, "AppSpecification", "ImageUri")
@@ -178,21 +167,20 @@ def run_processing_job(request: dict[str, Any], s3: Any, work_dir: Path) -> Proc
     env = {**os.environ, **(request.get("Environment") or {}), ROOT_ENV: str(work)}
     timeout = (request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
     log.info("processing job %s: running %s", job, " ".join(cmd[1:]))
-    try:
-        proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        stderr = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
-        raise ProcessingJobFailedError(
-            f"processing job {job} exceeded StoppingCondition.MaxRuntimeInSeconds={timeout}: "
-            f"{_tail(stderr, 5)}"
-        ) from None
-    for stream, text in (("stdout", proc.stdout), ("stderr", proc.stderr)):
-        for line in text.splitlines()[-LOG_TAIL_LINES:]:
-            log.info("[%s %s] %s", job, stream, line)
+    proc = run_container(
+        cmd,
+        cwd=work,
+        env=env,
+        timeout=timeout,
+        job=job,
+        kind="processing",
+        error=ProcessingJobFailedError,
+        logger=log,
+    )
     if proc.returncode != 0:
         message = work / FAILURE_MESSAGE
         reason = message.read_text().strip() if message.exists() else ""
-        detail = _tail(proc.stderr, 10) or "no output on stderr"
+        detail = tail(proc.stderr, 10) or "no output on stderr"
         if reason and reason not in detail:
             detail = f"{reason}\n{detail}"
         raise ProcessingJobFailedError(f"processing job {job} failed (exit {proc.returncode}): {detail}")
@@ -201,7 +189,7 @@ def run_processing_job(request: dict[str, Any], s3: Any, work_dir: Path) -> Proc
         name = output.get("OutputName", "?")
         uris[name], counts[name] = upload_output(s3, output, work)
         log.info("processing job %s: output %s: %d file(s) to %s", job, name, counts[name], uris[name])
-    return ProcessingRunResult(job, uris, counts, _tail(proc.stdout + "\n" + proc.stderr))
+    return ProcessingRunResult(job, uris, counts, tail(proc.stdout + "\n" + proc.stderr))
 
 
 def record_processing_job(sagemaker: Any, request: dict[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sagelake.lake.layout import split_s3_uri
+from sagelake.local.job_requests import required, run_container, tail
 from sagelake.local.s3_files import KeyEscapesError, download_prefix
 from sagelake.ml.artifacts import extract_tar, package_source_dir
 from sagelake.ml.images import is_builtin_xgboost_training
@@ -30,7 +31,6 @@ from sagelake.ml.metrics_log import final_metrics
 log = logging.getLogger(__name__)
 
 CURRENT_HOST = "algo-1"
-LOG_TAIL_LINES = 50
 
 
 class TrainingJobFailedError(RuntimeError):
@@ -94,14 +94,7 @@ def command_line(program: Path, hyperparameters: dict[str, Any]) -> list[str]:
 
 
 def _required(request: dict, *path: str) -> Any:
-    node: Any = request
-    for key in path:
-        if not isinstance(node, dict) or key not in node:
-            raise TrainingRequestError(
-                f"CreateTrainingJob request lacks {'.'.join(path)}: add it to the job config"
-            )
-        node = node[key]
-    return node
+    return required(request, *path, operation="CreateTrainingJob", error=TrainingRequestError)
 
 
 def download_channel(s3_client, channel: dict, dest: Path) -> int:
@@ -146,10 +139,6 @@ def parse_metrics(lines: list[str], definitions: list[dict] | None = None) -> di
     """Metrics from log lines: the job's MetricDefinitions if any, else ``name:part=value`` lines; the
     last value of a metric wins, as in the final metrics SageMaker reports."""
     return final_metrics(lines, definitions)
-
-
-def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
 
 
 def _environment(request: dict, work: Path, channels: dict[str, Path], hps: dict, framework: dict) -> dict:
@@ -302,21 +291,18 @@ def _run_entry_point(
     env = _environment(plan.request, work, channels, plan.hyperparameters, plan.framework)
     cmd = command_line(program, plan.hyperparameters)
     log.info("training job %s: running %s", plan.job, " ".join(cmd[1:]))
-    try:
-        proc = subprocess.run(
-            cmd, cwd=work / "code", env=env, capture_output=True, text=True, timeout=plan.timeout
-        )
-    except subprocess.TimeoutExpired as exc:
-        stderr = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
-        raise TrainingJobFailedError(
-            f"training job {plan.job} exceeded StoppingCondition.MaxRuntimeInSeconds={plan.timeout}: "
-            f"{_tail(stderr, 5)}"
-        ) from None
+    proc = run_container(
+        cmd,
+        cwd=work / "code",
+        env=env,
+        timeout=plan.timeout,
+        job=plan.job,
+        kind="training",
+        error=TrainingJobFailedError,
+        logger=log,
+    )
     (work / "output" / "stdout.log").write_text(proc.stdout)
     (work / "output" / "stderr.log").write_text(proc.stderr)
-    for stream, text in (("stdout", proc.stdout), ("stderr", proc.stderr)):
-        for line in text.splitlines()[-LOG_TAIL_LINES:]:
-            log.info("[%s %s] %s", plan.job, stream, line)
     return proc
 
 
@@ -324,7 +310,7 @@ def _failure_detail(work: Path, stderr: str) -> str:
     """Why the script failed: its ``output/failure`` file (SageMaker's convention), then its stderr tail."""
     failure = work / "output" / "failure"
     reason = failure.read_text().strip() if failure.exists() else ""
-    detail = _tail(stderr, 10) or "no output on stderr"
+    detail = tail(stderr, 10) or "no output on stderr"
     if reason and reason not in detail:
         detail = f"{reason}\n{detail}"
     return detail
@@ -363,5 +349,5 @@ def run_training_job(request: dict, s3_client, work_dir: Path) -> TrainingRunRes
         model_artifacts=model_uri,
         output_data=output_uri,
         metrics=parse_metrics(proc.stdout.splitlines(), plan.metric_definitions),
-        log_tail=_tail(proc.stdout + "\n" + proc.stderr),
+        log_tail=tail(proc.stdout + "\n" + proc.stderr),
     )
