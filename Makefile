@@ -13,7 +13,15 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt -r requirements-dev.txt
 	@touch $(STAMP)
 
-venv: $(STAMP)
+# The framework containers' pinned versions (sagelake.local.framework_env): local jobs and endpoints run
+# on them, not on the venv's. Rebuilt when the pins change; reused offline afterwards.
+FRAMEWORKS := $(VENV)/frameworks/.built
+
+$(FRAMEWORKS): $(STAMP) plugins/sagelake/local/framework_env.py
+	$(RUN) -m sagelake.local.framework_env
+	@mkdir -p $(dir $(FRAMEWORKS)) && touch $(FRAMEWORKS)
+
+venv: $(STAMP) $(FRAMEWORKS)
 
 demo: venv  ## start the local stack, run the whole pipeline, print the result
 	$(RUN) -m devstack.demo

@@ -4,22 +4,34 @@ Reads every Parquet file under the ``train`` channel, fits a one-hot + gradient-
 pipeline on the curated churn features, and writes ``model.joblib`` (pipeline + feature order)
 and ``code/inference.py`` into the model dir and ``evaluation.json`` into the output data dir.
 Metric lines ``validation:<name>=<value>`` go to stdout for SageMaker metric definitions.
+
+Checkpoints (managed spot training): when a checkpoint dir is set (``--checkpoint-dir``, else
+``SM_CHECKPOINT_DIR``, else ``/opt/ml/checkpoints`` if it exists, SageMaker's ``CheckpointConfig.LocalPath``)
+the boosting runs in stages of ``--checkpoint_every`` iterations (``warm_start``), each stage saved
+atomically as ``checkpoint-<iteration>.joblib``; a start finds the newest readable checkpoint made for the
+same hyperparameters and data and resumes from it ("resuming from iteration N"). The model is the same as
+an uninterrupted run's with the same seed: gradient boosting without early stopping or feature subsampling
+is deterministic, and a warm start adds the same trees to the same predictions.
 No sagelake imports: this file ships alone in ``sourcedir.tar.gz`` (Python 3.10, scikit-learn 1.4).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import re
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import joblib
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+import sklearn
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
@@ -44,6 +56,10 @@ FEATURES = CATEGORICAL + NUMERIC
 MODEL_FILE = "model.joblib"
 EVALUATION_FILE = "evaluation.json"
 PARQUET_MAGIC = b"PAR1"
+SAGEMAKER_CHECKPOINT_DIR = "/opt/ml/checkpoints"  # CheckpointConfig.LocalPath's default
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)\.joblib$")
+CHECKPOINTS_KEPT = 2  # older ones are deleted (SageMaker deletes them from S3 too)
+TEMP_SUFFIX = ".sagemaker-ignore"  # SageMaker's checkpoint sync does not upload such files
 
 
 class TrainingInputError(Exception):
@@ -58,6 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--learning_rate", type=float, default=0.1)
     parser.add_argument("--validation_fraction", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--checkpoint_every", type=int, default=10)
     # SageMaker tuning may pass its objective's name to every trial: accepted, unused
     parser.add_argument("--_tuning_objective_metric", default=None, help=argparse.SUPPRESS)
     parser.add_argument(
@@ -70,7 +87,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         dest="output_data_dir",
         default=os.environ.get("SM_OUTPUT_DATA_DIR"),
     )
+    parser.add_argument(
+        "--checkpoint-dir", "--checkpoint_dir", dest="checkpoint_dir", default=default_checkpoint_dir()
+    )
     return parser.parse_args(argv)
+
+
+def default_checkpoint_dir() -> str | None:
+    """``SM_CHECKPOINT_DIR`` (local runs), else SageMaker's ``/opt/ml/checkpoints`` when it exists."""
+    if os.environ.get("SM_CHECKPOINT_DIR"):
+        return os.environ["SM_CHECKPOINT_DIR"]
+    return SAGEMAKER_CHECKPOINT_DIR if os.path.isdir(SAGEMAKER_CHECKPOINT_DIR) else None
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -82,6 +109,8 @@ def check_args(args: argparse.Namespace) -> None:
         args.output_data_dir = args.model_dir
     if not 0.0 < args.validation_fraction < 1.0:
         raise TrainingInputError(f"--validation_fraction={args.validation_fraction} must be between 0 and 1")
+    if args.checkpoint_every < 1:
+        raise TrainingInputError(f"--checkpoint_every={args.checkpoint_every} must be at least 1")
 
 
 def find_parquet_files(channel_dir: Path) -> list[Path]:
@@ -153,6 +182,89 @@ def split(data: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame,
     return train, valid
 
 
+def fingerprint(train: pd.DataFrame, hyperparameters: dict) -> str:
+    """What a checkpoint must have been made for to be resumed: these hyperparameters, this scikit-learn
+    and these training rows (a retry of the same job; never another job's checkpoints)."""
+    rows = pd.util.hash_pandas_object(train[FEATURES + [LABEL]], index=True).to_numpy().tobytes()
+    head = json.dumps({"hyperparameters": hyperparameters, "sklearn": sklearn.__version__}, sort_keys=True)
+    return hashlib.sha256(head.encode() + hashlib.sha256(rows).digest()).hexdigest()
+
+
+def checkpoint_files(checkpoint_dir: Path) -> list[tuple[int, Path]]:
+    """``(iteration, path)`` of the checkpoints in ``checkpoint_dir``, newest first."""
+    if not checkpoint_dir.is_dir():
+        return []
+    found = []
+    for path in checkpoint_dir.iterdir():
+        match = CHECKPOINT_PATTERN.match(path.name)
+        if match and path.is_file():
+            found.append((int(match.group(1)), path))
+    return sorted(found, reverse=True)
+
+
+def load_checkpoint(checkpoint_dir: Path, expected: str) -> tuple[Pipeline, int] | None:
+    """The newest readable checkpoint made for ``expected`` (a :func:`fingerprint`): (pipeline, iteration)."""
+    for iteration, path in checkpoint_files(checkpoint_dir):
+        try:
+            state = joblib.load(path)
+        except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: try the older one
+            print(f"checkpoint {path.name} is unreadable ({type(exc).__name__}), skipped", flush=True)
+            continue
+        if not isinstance(state, dict) or state.get("fingerprint") != expected:
+            print(f"checkpoint {path.name} was made for other data or hyperparameters, skipped", flush=True)
+            continue
+        return state["pipeline"], iteration
+    return None
+
+
+def save_checkpoint(checkpoint_dir: Path, pipeline: Pipeline, iteration: int, stamp: str) -> Path:
+    """Write ``checkpoint-<iteration>.joblib`` atomically (temp file, then rename); keep the newest
+    :data:`CHECKPOINTS_KEPT`."""
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    target = checkpoint_dir / f"checkpoint-{iteration:06d}.joblib"
+    with tempfile.NamedTemporaryFile(dir=checkpoint_dir, suffix=TEMP_SUFFIX, delete=False) as handle:
+        joblib.dump({"pipeline": pipeline, "iteration": iteration, "fingerprint": stamp}, handle)
+    os.replace(handle.name, target)
+    for _, old in checkpoint_files(checkpoint_dir)[CHECKPOINTS_KEPT:]:
+        old.unlink(missing_ok=True)
+    return target
+
+
+def fit(
+    pipeline: Pipeline,
+    train: pd.DataFrame,
+    *,
+    max_iter: int,
+    checkpoint_dir: Path | None,
+    every: int,
+    stamp: str,
+) -> tuple[Pipeline, int]:
+    """Fit ``pipeline``; with a checkpoint dir, in checkpointed stages from the newest usable checkpoint.
+
+    Returns the fitted pipeline and the iteration it resumed from (0: a fresh start).
+    """
+    if checkpoint_dir is None:
+        return pipeline.fit(train[FEATURES], train[LABEL]), 0
+    start = 0
+    resumed = load_checkpoint(checkpoint_dir, stamp)
+    if resumed is not None:
+        pipeline, start = resumed
+        print(f"resuming from iteration {start}", flush=True)
+    else:
+        print(f"no usable checkpoint in {checkpoint_dir}: starting at iteration 0", flush=True)
+    pipeline.set_params(model__warm_start=True)
+    for stage in range(min(start + every, max_iter), max_iter + 1, every) if start < max_iter else ():
+        pipeline.set_params(model__max_iter=stage)
+        pipeline.fit(train[FEATURES], train[LABEL])
+        save_checkpoint(checkpoint_dir, pipeline, stage, stamp)
+    if pipeline.named_steps["model"].n_iter_ != max_iter:  # max_iter not a multiple of every
+        pipeline.set_params(model__max_iter=max_iter)
+        pipeline.fit(train[FEATURES], train[LABEL])
+        save_checkpoint(checkpoint_dir, pipeline, max_iter, stamp)
+    pipeline.set_params(model__warm_start=False)
+    return pipeline, start
+
+
 def evaluate(pipeline: Pipeline, valid: pd.DataFrame) -> dict[str, float]:
     """AUC, accuracy, F1 and log loss on the validation rows."""
     proba = pipeline.predict_proba(valid[FEATURES])[:, 1]
@@ -171,8 +283,23 @@ def run(args: argparse.Namespace) -> dict:
     check_args(args)
     data = load_features(Path(args.train))
     train, valid = split(data, args.validation_fraction, args.seed)
+    hyperparameters = {
+        "max_iter": args.max_iter,
+        "max_depth": args.max_depth,
+        "learning_rate": args.learning_rate,
+        "validation_fraction": args.validation_fraction,
+        "seed": args.seed,
+    }
     pipeline = build_pipeline(args.max_iter, args.max_depth, args.learning_rate, args.seed)
-    pipeline.fit(train[FEATURES], train[LABEL])
+    checkpoint_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else None
+    pipeline, resumed_from = fit(
+        pipeline,
+        train,
+        max_iter=args.max_iter,
+        checkpoint_dir=checkpoint_dir,
+        every=args.checkpoint_every,
+        stamp=fingerprint(train, hyperparameters),
+    )
     metrics = evaluate(pipeline, valid)
 
     model_dir = Path(args.model_dir)
@@ -190,13 +317,8 @@ def run(args: argparse.Namespace) -> dict:
         "n_train": int(len(train)),
         "n_validation": int(len(valid)),
         "features": list(FEATURES),
-        "hyperparameters": {
-            "max_iter": args.max_iter,
-            "max_depth": args.max_depth,
-            "learning_rate": args.learning_rate,
-            "validation_fraction": args.validation_fraction,
-            "seed": args.seed,
-        },
+        "hyperparameters": hyperparameters,
+        "resumed_from_iteration": resumed_from,
     }
     output_dir = Path(args.output_data_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,6 @@ and an independent scikit-learn computation of the report's metrics."""
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 from pathlib import Path
 from types import ModuleType
@@ -31,15 +30,16 @@ def train_model(work: Path, *, seed: int, n: int = 400, max_iter: int = 40, max_
     """A real model from ``include/training/train.py`` on synthetic days; its ``model.tar.gz`` bytes."""
     train = load_script("train")
     channel = write_channel(work / "train", {"2026-11-24": synthetic_features(n, seed)})
-    args = argparse.Namespace(
-        max_iter=max_iter,
-        max_depth=max_depth,
-        learning_rate=0.1,
-        validation_fraction=0.2,
-        seed=seed,
-        model_dir=str(work / "model"),
-        train=str(channel),
-        output_data_dir=str(work / "output"),
+    args = train.parse_args(
+        [
+            f"--max_iter={max_iter}",
+            f"--max_depth={max_depth}",
+            "--learning_rate=0.1",
+            f"--seed={seed}",
+            f"--model-dir={work / 'model'}",
+            f"--train={channel}",
+            f"--output-data-dir={work / 'output'}",
+        ]
     )
     train.run(args)
     return package_source_dir(work / "model")

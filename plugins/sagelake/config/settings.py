@@ -26,18 +26,34 @@ def _env(name: str, default: str) -> str:
 
 
 def default_params() -> dict[str, object]:
-    """Defaults of the DAG params shared by the pipeline's DAGs (each can be overridden per run)."""
+    """Defaults of the DAG params shared by the pipeline's DAGs (each can be overridden per run).
+
+    Only where a run reads and writes and per-run choices; who the jobs run as, which endpoint is
+    production and which registry decides are :func:`deployment_settings`, out of a triggerer's reach.
+    """
     return {
         "bucket": _env("SAGELAKE_BUCKET", "sagelake-lake"),
         "glue_database": _env("SAGELAKE_GLUE_DATABASE", "sagelake"),
-        "glue_role": _env("SAGELAKE_GLUE_ROLE", "sagelake-glue"),
         "glue_job_name": _env("SAGELAKE_GLUE_JOB", "sagelake-churn-features"),
         "athena_workgroup": _env("SAGELAKE_ATHENA_WORKGROUP", "sagelake"),
-        "sagemaker_role": _env("SAGELAKE_SAGEMAKER_ROLE", "sagelake-sagemaker"),
-        "model_package_group": _env("SAGELAKE_MODEL_PACKAGE_GROUP", "sagelake-churn"),
-        "endpoint_name": _env("SAGELAKE_ENDPOINT", "sagelake-churn"),
         "training_instance_type": _env("SAGELAKE_TRAINING_INSTANCE", "ml.m5.large"),
         "endpoint_instance_type": _env("SAGELAKE_ENDPOINT_INSTANCE", "ml.m5.large"),
+    }
+
+
+def deployment_settings() -> dict[str, str]:
+    """Who the jobs run as and what is production: deployment settings, never run params.
+
+    ``glue_role`` (``SAGELAKE_GLUE_ROLE``) and ``sagemaker_role`` (``SAGELAKE_SAGEMAKER_ROLE``): IAM roles by
+    name (expanded to ARNs at run time) or ARN; ``endpoint_name`` (``SAGELAKE_ENDPOINT``): the production
+    endpoint; ``model_package_group`` (``SAGELAKE_MODEL_PACKAGE_GROUP``): the registry group whose approved
+    versions may serve. DAGs read them as ``{{ deployment.* }}`` (``user_defined_macros``).
+    """
+    return {
+        "glue_role": _env("SAGELAKE_GLUE_ROLE", "sagelake-glue"),
+        "sagemaker_role": _env("SAGELAKE_SAGEMAKER_ROLE", "sagelake-sagemaker"),
+        "endpoint_name": _env("SAGELAKE_ENDPOINT", "sagelake-churn"),
+        "model_package_group": _env("SAGELAKE_MODEL_PACKAGE_GROUP", "sagelake-churn"),
     }
 
 
@@ -102,6 +118,7 @@ def lake_setup_settings() -> dict[str, object]:
     30 for ``STANDARD_IA``). ``SAGELAKE_LAKE_NONCURRENT_EXPIRY_DAYS`` (7): deleted and overwritten objects
     (staged and superseded versions among them) are kept that long as noncurrent versions.
     ``SAGELAKE_LAKE_QUARANTINE_EXPIRY_DAYS`` (90), ``SAGELAKE_ATHENA_RESULTS_EXPIRY_DAYS`` (30),
+    ``SAGELAKE_LAKE_SCRATCH_EXPIRY_DAYS`` (30: ``training/`` channels and ``checkpoints/``),
     ``SAGELAKE_LAKE_ABORT_MULTIPART_DAYS`` (7). ``SAGELAKE_LAKE_KMS_KEY_ID`` (empty: SSE-S3, else SSE-KMS
     with that key). ``SAGELAKE_LAKE_REQUIRE_TLS`` (``true``): the TLS-only bucket policy.
     ``SAGELAKE_ATHENA_BYTES_SCANNED_CUTOFF`` (10 GiB, at least 10 MB): the workgroup's per-query limit.
@@ -127,6 +144,7 @@ def lake_setup_settings() -> dict[str, object]:
         "noncurrent_expiry_days": _whole("SAGELAKE_LAKE_NONCURRENT_EXPIRY_DAYS", 7, 1),
         "quarantine_expiry_days": _whole("SAGELAKE_LAKE_QUARANTINE_EXPIRY_DAYS", 90, 1),
         "athena_results_expiry_days": _whole("SAGELAKE_ATHENA_RESULTS_EXPIRY_DAYS", 30, 1),
+        "scratch_expiry_days": _whole("SAGELAKE_LAKE_SCRATCH_EXPIRY_DAYS", 30, 1),
         "abort_multipart_days": _whole("SAGELAKE_LAKE_ABORT_MULTIPART_DAYS", 7, 1),
         "kms_key_id": _env("SAGELAKE_LAKE_KMS_KEY_ID", ""),
         "require_tls": require_tls == "true",
@@ -169,3 +187,85 @@ def mlflow_settings() -> dict[str, str]:
         "tracking_uri": _env("SAGELAKE_MLFLOW_TRACKING_URI", ""),
         "port": _env("SAGELAKE_MLFLOW_PORT", str(DEFAULT_MLFLOW_PORT)),
     }
+
+
+# --- model development: training window, tuning, human approval (issue 10, churn_train_deploy) ---
+def _fraction(name: str, default: str, *, low: float, high: float, closed_high: bool) -> float:
+    raw = _env(name, default)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (low < value <= high if closed_high else low <= value < high):
+        bound = "]" if closed_high else ")"
+        raise ValueError(f"{name}={raw!r} is not a number in ({low}, {high}{bound}")
+    return value
+
+
+def model_settings() -> dict[str, object]:
+    """How ``churn_train_deploy`` trains and decides: deployment settings, not run params.
+
+    ``window_days`` (``SAGELAKE_TRAINING_WINDOW_DAYS``, 7): the last N published partitions trained on;
+    ``holdout_share`` (``SAGELAKE_HOLDOUT_SHARE``, 0.25; 1 holds out the whole newest day): the share of
+    the newest day's customers held out for evaluation; ``validation_share`` (``SAGELAKE_VALIDATION_SHARE``,
+    0.2): the share of training rows the tuning objective is measured on; ``tuning_max_jobs``
+    (``SAGELAKE_TUNING_MAX_JOBS``, 4), ``tuning_max_parallel`` (``SAGELAKE_TUNING_MAX_PARALLEL``, 2),
+    ``tuning_strategy`` (``SAGELAKE_TUNING_STRATEGY``, ``Bayesian``); ``approval_timeout_minutes``
+    (``SAGELAKE_APPROVAL_TIMEOUT_MINUTES``, 1440): how long a person has to answer before the challenger
+    is rejected. ``algorithm`` (``SAGELAKE_ALGORITHM``, ``sklearn``): the default of the DAG's
+    ``algorithm`` param (``sklearn`` script mode or ``xgboost`` built-in), a per-run choice.
+    """
+    strategy = _env("SAGELAKE_TUNING_STRATEGY", "Bayesian")
+    if strategy not in ("Bayesian", "Random"):
+        raise ValueError(f"SAGELAKE_TUNING_STRATEGY={strategy!r} is not Bayesian or Random")
+    max_jobs = _whole("SAGELAKE_TUNING_MAX_JOBS", 4, 1)
+    max_parallel = _whole("SAGELAKE_TUNING_MAX_PARALLEL", 2, 1)
+    if max_parallel > max_jobs:
+        raise ValueError(
+            f"SAGELAKE_TUNING_MAX_PARALLEL={max_parallel} exceeds SAGELAKE_TUNING_MAX_JOBS={max_jobs}"
+        )
+    return {
+        "window_days": _whole("SAGELAKE_TRAINING_WINDOW_DAYS", 7, 1),
+        "holdout_share": _fraction("SAGELAKE_HOLDOUT_SHARE", "0.25", low=0, high=1, closed_high=True),
+        "validation_share": _fraction("SAGELAKE_VALIDATION_SHARE", "0.2", low=0, high=1, closed_high=False),
+        "tuning_max_jobs": max_jobs,
+        "tuning_max_parallel": max_parallel,
+        "tuning_strategy": strategy,
+        "approval_timeout_minutes": _whole("SAGELAKE_APPROVAL_TIMEOUT_MINUTES", 1440, 1),
+        "algorithm": _env("SAGELAKE_ALGORITHM", "sklearn"),
+    }
+
+
+# --- Managed Spot training (issue 10, sagelake.ml.spot) ---
+from sagelake.ml.spot import SpotSettings, parse_spot_settings  # noqa: E402 - appended section
+
+
+def spot_training_settings() -> SpotSettings:
+    """Whether training jobs run on managed spot capacity: deployment settings, never run params.
+
+    ``SAGELAKE_SPOT_TRAINING`` (``true``/``false``, default false); ``SAGELAKE_SPOT_MAX_WAIT_SECONDS``
+    (default: twice the job's ``MaxRuntimeInSeconds``; never less than it); checkpoints go to
+    ``s3://<SAGELAKE_SPOT_CHECKPOINT_BUCKET or the lake bucket SAGELAKE_BUCKET>/checkpoints/<job name>/``.
+    Returns a :class:`sagelake.ml.spot.SpotSettings` for the request builders' ``spot=``.
+    """
+    return parse_spot_settings(os.environ, bucket=_env("SAGELAKE_BUCKET", "sagelake-lake"))
+
+
+# --- Local framework environments (issue 10, sagelake.local.framework_env) ---
+def local_framework_envs() -> bool:
+    """Whether local SageMaker jobs and endpoints run on their container's pinned framework versions.
+
+    ``SAGELAKE_LOCAL_FRAMEWORK_ENVS`` (``true``/``false``, default true); false runs them on the Airflow
+    venv's versions (a developer's fallback: a script may then pass locally and fail on AWS).
+    """
+    value = _env("SAGELAKE_LOCAL_FRAMEWORK_ENVS", "true").lower()
+    if value not in ("true", "false"):
+        raise ValueError(f"SAGELAKE_LOCAL_FRAMEWORK_ENVS={value!r} is not true or false")
+    return value == "true"
+
+
+def framework_envs_dir() -> Path:
+    """Where the framework environments are built (``SAGELAKE_FRAMEWORK_ENVS_DIR``, default
+    ``.venv/frameworks``: built by ``make venv``, shared by the stack and the tests, kept by
+    ``make clean``)."""
+    return Path(_env("SAGELAKE_FRAMEWORK_ENVS_DIR", str(PROJECT_ROOT / ".venv" / "frameworks")))

@@ -14,7 +14,12 @@ A CreateTrainingJob request on the XGBoost image without script-mode hyperparame
 - every round prints the line the container's log shows in CloudWatch, e.g.
   ``[3]#011train-auc:0.91429#011validation-auc:0.80998``, so the algorithm's metric regexes
   (:func:`sagelake.ml.images.xgboost_metric_definitions`) parse it;
-- ``model.tar.gz`` holds ``xgboost-model`` (the booster) as the container's does.
+- ``model.tar.gz`` holds ``xgboost-model`` (the booster) as the container's does;
+- with ``CheckpointConfig`` (managed spot training) every round is saved as ``xgboost-checkpoint.<round>``
+  in the checkpoint dir (the newest :data:`CHECKPOINTS_KEPT` kept, the sync mirrors deletions to S3), and a
+  start resumes from the newest loadable one ("Resuming from iteration N": ``num_round`` minus the rounds
+  done), as the container's ``checkpointing`` module does. With the same data and hyperparameters the
+  resumed booster is the uninterrupted one (a continued booster adds the same trees).
 
 Version differences with the 1.7-1 container are in ``docs/training.md`` ("Built-in XGBoost").
 """
@@ -25,8 +30,11 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import sys
+import tempfile
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from sagelake.lake.layout import split_s3_uri
+from sagelake.local.checkpoint_sync import CONFIG_FILE, synced_checkpoints, write_checkpoint_config
 from sagelake.local.job_requests import run_container, tail
 from sagelake.local.training_runner import (
     TrainingJobFailedError,
@@ -42,7 +51,9 @@ from sagelake.local.training_runner import (
     _failure_detail,
     _required,
     _upload,
+    check_spot,
     download_channel,
+    elapsed_seconds,
     parse_metrics,
 )
 from sagelake.ml.artifacts import package_source_dir
@@ -56,6 +67,12 @@ CSV_CONTENT_TYPES = ("text/csv", "csv")
 # The container's tree_method "auto" in 1.7: exact greedy below 2**22 rows, approx above.
 EXACT_ROWS_LIMIT = 2**22
 PLUGINS_DIR = Path(__file__).resolve().parents[2]  # the folder holding the ``sagelake`` package
+# The container's checkpointing (sagemaker_xgboost_container.checkpointing)
+CHECKPOINT_FILE = "xgboost-checkpoint"
+CHECKPOINT_PATTERN = re.compile(r"^xgboost-checkpoint\.([0-9]+)$")
+CHECKPOINTS_KEPT = 5
+CHECKPOINT_LOAD_TRIES = 5
+TEMP_SUFFIX = ".sagemaker-ignore"  # not uploaded by the checkpoint sync; renamed when complete
 
 
 # --- hyperparameters -------------------------------------------------------------------------------
@@ -312,6 +329,56 @@ def booster_params(hyperparameters: Mapping[str, Any], rows: int) -> dict[str, A
 # --- the "container": runs in a subprocess -----------------------------------------------------------
 
 
+def checkpoint_dir_of(config_dir: Path) -> Path | None:
+    """``LocalPath`` of ``input/config/checkpointconfig.json`` (written when the job has CheckpointConfig)."""
+    path = config_dir / CONFIG_FILE
+    if not path.exists():
+        return None
+    local = json.loads(path.read_text()).get("LocalPath")
+    return Path(local) if local else None
+
+
+def checkpoint_files(directory: Path) -> list[tuple[int, Path]]:
+    """``(round, path)`` of the ``xgboost-checkpoint.<round>`` files in ``directory``, newest first."""
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := CHECKPOINT_PATTERN.match(p.name))]
+    return sorted(found, reverse=True)
+
+
+def load_checkpoint(directory: Path | None):
+    """``(booster, rounds done)`` from the newest loadable checkpoint (up to :data:`CHECKPOINT_LOAD_TRIES`
+    tried), ``(None, 0)`` without one."""
+    import xgboost as xgb
+
+    if directory is None:
+        return None, 0
+    for number, path in checkpoint_files(directory)[:CHECKPOINT_LOAD_TRIES]:
+        booster = xgb.Booster()
+        try:
+            booster.load_model(bytearray(path.read_bytes()))
+        except (xgb.core.XGBoostError, OSError):
+            print(f"INFO:root:Wrong checkpoint model format {path.name}, skipped", flush=True)
+            continue
+        print(f"INFO:root:Checkpoint loaded from {path}", flush=True)
+        print(f"INFO:root:Resuming from iteration {number + 1}", flush=True)
+        return booster, number + 1
+    return None, 0
+
+
+def save_checkpoint(directory: Path, booster, number: int) -> Path:
+    """Write ``xgboost-checkpoint.<number>`` atomically (a ``.sagemaker-ignore`` temp file renamed); delete
+    all but the newest :data:`CHECKPOINTS_KEPT`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=directory, suffix=TEMP_SUFFIX, delete=False) as handle:
+        handle.write(bytes(booster.save_raw(raw_format="ubj")))
+    target = directory / f"{CHECKPOINT_FILE}.{number}"
+    os.replace(handle.name, target)
+    for _, old in checkpoint_files(directory)[CHECKPOINTS_KEPT:]:
+        old.unlink(missing_ok=True)
+    return target
+
+
 def metric_line(epoch: int, evals_log: Mapping[str, Mapping[str, list]]) -> str:
     """``[epoch]#011train-auc:0.91429#011validation-auc:0.80998``: the container's line as CloudWatch shows
     it (the container prints a tab; SageMaker's log capture renders it ``#011``)."""
@@ -382,20 +449,29 @@ def train(work: Path) -> int:
             raise ValueError(f"train and validation have different feature counts {sorted(widths)}")
         params = booster_params(hyperparameters, matrices["train"].num_row())
         watchlist = [(matrices[c], c) for c in CHANNELS if c in matrices]
+        checkpoint_dir = checkpoint_dir_of(config_dir)
+        resumed, start = load_checkpoint(checkpoint_dir)
 
         class PrintMetrics(xgb.callback.TrainingCallback):
             def after_iteration(self, model, epoch, evals_log) -> bool:
-                print(metric_line(epoch, evals_log), flush=True)
+                print(metric_line(start + epoch, evals_log), flush=True)
                 return False
 
+        class SaveCheckpoint(xgb.callback.TrainingCallback):
+            def after_iteration(self, model, epoch, evals_log) -> bool:
+                save_checkpoint(checkpoint_dir, model, start + epoch)
+                return False
+
+        callbacks = [PrintMetrics()] + ([SaveCheckpoint()] if checkpoint_dir is not None else [])
         booster = xgb.train(
             params,
             matrices["train"],
-            num_boost_round=hyperparameters["num_round"],
+            num_boost_round=max(hyperparameters["num_round"] - start, 0),
             evals=watchlist,
             early_stopping_rounds=hyperparameters.get("early_stopping_rounds"),
-            callbacks=[PrintMetrics()],
+            callbacks=callbacks,
             verbose_eval=False,
+            xgb_model=resumed,
         )
         model_dir = work / "model"
         model_dir.mkdir(parents=True, exist_ok=True)
@@ -466,16 +542,18 @@ def _environment() -> dict[str, str]:
 
 def run_builtin_xgboost(request: dict, s3_client, work_dir: Path) -> TrainingRunResult:
     """Run a built-in XGBoost CreateTrainingJob request locally; upload model.tar.gz and output.tar.gz."""
+    started = time.monotonic()
     job = _required(request, "TrainingJobName")
     output_path = _required(request, "OutputDataConfig", "S3OutputPath").rstrip("/")
     split_s3_uri(output_path + "/")
     validate_hyperparameters(request.get("HyperParameters") or {})
+    checkpoint = check_spot(request)
     channels = request.get("InputDataConfig") or []
     _check_channels(job, channels)
     timeout = (request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
 
     work = Path(work_dir)
-    for stale in ("input", "model", "output"):  # a reused work dir must not leak old artefacts
+    for stale in ("input", "model", "output", "checkpoints"):  # a reused work dir: no old artefacts
         shutil.rmtree(work / stale, ignore_errors=True)
     for channel in channels:
         count = download_channel(s3_client, channel, work / "input" / "data" / channel["ChannelName"])
@@ -486,16 +564,18 @@ def run_builtin_xgboost(request: dict, s3_client, work_dir: Path) -> TrainingRun
 
     cmd = [sys.executable, "-m", "sagelake.local.builtin_xgboost", str(work)]
     log.info("training job %s: built-in XGBoost on the local xgboost library", job)
-    proc = run_container(
-        cmd,
-        cwd=work,
-        env=_environment(),
-        timeout=timeout,
-        job=job,
-        kind="training",
-        error=TrainingJobFailedError,
-        logger=log,
-    )
+    with synced_checkpoints(s3_client, checkpoint, work, job) as checkpoint_dir:
+        write_checkpoint_config(work / "input" / "config", checkpoint, checkpoint_dir)
+        proc = run_container(
+            cmd,
+            cwd=work,
+            env=_environment(),
+            timeout=timeout,
+            job=job,
+            kind="training",
+            error=TrainingJobFailedError,
+            logger=log,
+        )
     (work / "output" / "stdout.log").write_text(proc.stdout)
     (work / "output" / "stderr.log").write_text(proc.stderr)
     if proc.returncode != 0:
@@ -509,12 +589,15 @@ def run_builtin_xgboost(request: dict, s3_client, work_dir: Path) -> TrainingRun
     definitions = xgboost_metric_definitions() + list(
         (request.get("AlgorithmSpecification") or {}).get("MetricDefinitions") or []
     )
+    seconds = elapsed_seconds(started)
     return TrainingRunResult(
         job_name=job,
         model_artifacts=model_uri,
         output_data=output_uri,
         metrics=parse_metrics(proc.stdout.splitlines(), definitions),
         log_tail=tail(proc.stdout + "\n" + proc.stderr),
+        training_seconds=seconds,
+        billable_seconds=seconds,
     )
 
 

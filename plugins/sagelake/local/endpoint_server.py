@@ -12,12 +12,19 @@ loaded with the local xgboost library and served as the algorithm's inference do
 of features in, one score per row out, comma-separated on one line (``SAGEMAKER_BATCH`` set in the
 model's environment: one per line, as in batch transform).
 
+A model whose image is a framework container with a local environment
+(:func:`sagelake.local.framework_env.framework_for`: the scikit-learn image) is served by a worker process
+on that environment's Python (:mod:`sagelake.local.model_worker`), so it loads and predicts with the
+container's versions, not the Airflow venv's; ``main`` does so unless ``SAGELAKE_LOCAL_FRAMEWORK_ENVS`` is
+false. Other models (built-in XGBoost, other images) are served in this process.
+
 Run as ``python -m sagelake.local.endpoint_server --port 8085 --control-plane-url http://127.0.0.1:4566``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -26,10 +33,12 @@ import os
 import random
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -41,7 +50,10 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sagelake.aws_errors import has_code
+from sagelake.config.settings import local_framework_envs
 from sagelake.lake.layout import split_s3_uri
+from sagelake.local import model_worker
+from sagelake.local.framework_env import FrameworkEnvError, framework_python
 from sagelake.ml.artifacts import extract_tar
 from sagelake.ml.images import is_builtin_xgboost_model
 
@@ -53,6 +65,9 @@ CSV = "text/csv"
 XGBOOST_MODEL_FILE = "xgboost-model"
 XGBOOST_CONTENT_TYPES = ("text/csv", "text/libsvm", "text/x-libsvm", "application/x-recordio-protobuf")
 MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker's real-time payload limit
+WORKER_STOP_SECONDS = 5
+# The Python serving a model's image: a framework venv's, or None for this process.
+Interpreter = Callable[[str | None], Path | None]
 
 
 class InvocationError(Exception):
@@ -90,17 +105,71 @@ class ModelSource:
     url: str
     builtin_xgboost: bool = False
     batch: bool = False  # SAGEMAKER_BATCH in the container environment (built-in XGBoost's output shape)
+    image: str | None = None  # the container's Image: which framework environment serves it
+
+
+class ModelWorker:
+    """A model served by :mod:`sagelake.local.model_worker` on another Python; one request at a time."""
+
+    def __init__(self, python: Path, directory: Path, url: str) -> None:
+        argv = [str(python), "-I", model_worker.__file__, str(directory)]
+        self.python = python
+        self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=directory)
+        self._lock = threading.Lock()
+        ready = self._receive()
+        if ready is None or not ready[0].get("ok"):
+            self.close()
+            reason = ready[0].get("error") if ready else f"its worker exited (code {self._proc.poll()})"
+            raise model_error(f"loading {url} failed: {reason}")
+
+    @property
+    def alive(self) -> bool:
+        return self._proc.poll() is None
+
+    def _receive(self) -> tuple[dict, bytes] | None:
+        try:
+            return model_worker.read_message(self._proc.stdout)
+        except (OSError, ValueError):
+            return None
+
+    def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+        """``(payload, content type)``; an :class:`InvocationError` (ModelError) when the model fails."""
+        with self._lock:
+            try:
+                header = {"content_type": content_type, "accept": accept}
+                model_worker.write_message(self._proc.stdin, header, body)
+                reply = self._receive()
+            except OSError:
+                reply = None
+        if reply is None:
+            raise model_error(f"the model's worker exited (code {self._proc.poll()})")
+        header, payload = reply
+        if not header.get("ok"):
+            raise model_error(str(header.get("error")))
+        return payload, header.get("content_type") or accept
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._proc.stdin.close()
+        try:
+            self._proc.wait(WORKER_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc.stdout.close()
 
 
 @dataclass
 class LoadedModel:
-    """A model archive extracted on disk, its inference module (none for built-in XGBoost) and model."""
+    """A model archive extracted on disk and its inference module and model (none for built-in XGBoost),
+    or the worker process serving it."""
 
     url: str
     directory: Path
     module: ModuleType | None
     model: Any
     builtin_xgboost: bool = False
+    worker: ModelWorker | None = None
 
 
 def load_xgboost_booster(directory: Path):
@@ -179,21 +248,43 @@ def choose_variant(variants: list[Variant], rng: random.Random, target: str | No
 
 
 class ModelCache:
-    """Download and load each ``ModelDataUrl`` once; thread-safe."""
+    """Download and load each ``ModelDataUrl`` once; thread-safe.
 
-    def __init__(self, s3_client, cache_dir: Path) -> None:
+    ``interpreter`` maps a model's image to the Python of its framework environment: such a model is
+    served by a :class:`ModelWorker` on it; without one (or when it gives ``None``), in this process.
+    """
+
+    def __init__(self, s3_client, cache_dir: Path, interpreter: Interpreter | None = None) -> None:
         self.s3 = s3_client
         self.cache_dir = Path(cache_dir)
+        self.interpreter = interpreter
         self._models: dict[str, LoadedModel] = {}
         self._lock = threading.Lock()
 
-    def get(self, url: str, builtin_xgboost: bool = False) -> LoadedModel:
+    def get(self, url: str, builtin_xgboost: bool = False, image: str | None = None) -> LoadedModel:
         with self._lock:
-            if url not in self._models:
-                self._models[url] = self._load(url, builtin_xgboost)
+            loaded = self._models.get(url)
+            if loaded is None or (loaded.worker is not None and not loaded.worker.alive):
+                self._models[url] = self._load(url, builtin_xgboost, image)
             return self._models[url]
 
-    def _load(self, url: str, builtin_xgboost: bool = False) -> LoadedModel:
+    def close(self) -> None:
+        """Stop the models' worker processes."""
+        with self._lock:
+            for loaded in self._models.values():
+                if loaded.worker is not None:
+                    loaded.worker.close()
+            self._models.clear()
+
+    def _python_for(self, image: str | None) -> Path | None:
+        if self.interpreter is None:
+            return None
+        try:
+            return self.interpreter(image)
+        except FrameworkEnvError as exc:
+            raise model_error(str(exc)) from None
+
+    def _load(self, url: str, builtin_xgboost: bool = False, image: str | None = None) -> LoadedModel:
         try:
             bucket, key = split_s3_uri(url)
             data = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -221,6 +312,11 @@ class ModelCache:
         script = directory / "code" / "inference.py"
         if not script.is_file():
             raise model_error(f"model data {url} has no code/inference.py: train with the sagelake train.py")
+        python = self._python_for(image)
+        if python is not None:
+            worker = ModelWorker(python, directory, url)
+            log.info("loaded model %s into %s, served on %s", url, directory, python)
+            return LoadedModel(url=url, directory=directory, module=None, model=None, worker=worker)
         module_name = f"sagelake_endpoint_model_{digest}_{uuid.uuid4().hex[:8]}"
         code_dir = str(script.parent)
         sys.path.insert(0, code_dir)  # the container puts code/ on the path for sibling imports
@@ -287,12 +383,18 @@ class EndpointServer(ThreadingHTTPServer):
             raise model_error(f"model {variant.model_name} has no ModelDataUrl", variant.name)
         builtin = is_builtin_xgboost_model(container)
         batch = builtin and bool((container.get("Environment") or {}).get("SAGEMAKER_BATCH"))
-        return variant, ModelSource(url=url, builtin_xgboost=builtin, batch=batch)
+        return variant, ModelSource(url, builtin, batch, container.get("Image"))
 
     def invoke(self, endpoint: str, body: bytes, content_type: str, accept: str, target: str | None):
         """Run one invocation; returns ``(response body, content type, variant name)``."""
         variant, source = self.resolve(endpoint, target)
-        loaded = self.models.get(source.url, source.builtin_xgboost)
+        loaded = self.models.get(source.url, source.builtin_xgboost, source.image)
+        if loaded.worker is not None:
+            try:
+                payload, response_type = loaded.worker.invoke(body, content_type, accept)
+            except InvocationError as error:
+                raise model_error(error.extra["OriginalMessage"], variant.name) from None
+            return payload, response_type or JSON, variant.name
         if loaded.builtin_xgboost:
             try:
                 payload = predict_builtin_xgboost(loaded.model, body, content_type, source.batch)
@@ -322,6 +424,7 @@ class EndpointServer(ThreadingHTTPServer):
     def shutdown(self) -> None:
         super().shutdown()
         self.server_close()
+        self.models.close()
 
 
 class InvocationHandler(BaseHTTPRequestHandler):
@@ -400,6 +503,13 @@ class InvocationHandler(BaseHTTPRequestHandler):
         )
 
 
+def serving_interpreter(framework_envs: bool | None = None) -> Interpreter | None:
+    """What serves each model: its framework environment (:func:`framework_python`), or this process
+    (``framework_envs`` false; ``None``: the ``SAGELAKE_LOCAL_FRAMEWORK_ENVS`` setting)."""
+    enabled = local_framework_envs() if framework_envs is None else framework_envs
+    return framework_python if enabled else None
+
+
 def serve(
     host: str,
     port: int,
@@ -407,13 +517,19 @@ def serve(
     cache_dir: str | Path,
     region: str = "us-east-1",
     seed: int = 0,
+    framework_envs: bool | None = None,
 ) -> EndpointServer:
-    """Start the endpoint server in a background thread; call ``.shutdown()`` to stop it."""
+    """Start the endpoint server in a background thread; call ``.shutdown()`` to stop it.
+
+    ``framework_envs``: serve each model on its image's framework environment (true), or every model in
+    this process (false); ``None``: as ``SAGELAKE_LOCAL_FRAMEWORK_ENVS`` says (default true).
+    """
     session = boto3.session.Session(region_name=region)
     sagemaker = session.client("sagemaker", endpoint_url=control_plane_url)
     s3 = session.client("s3", endpoint_url=control_plane_url)
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    return EndpointServer((host, port), sagemaker, ModelCache(s3, Path(cache_dir)), seed).start()
+    models = ModelCache(s3, Path(cache_dir), serving_interpreter(framework_envs))
+    return EndpointServer((host, port), sagemaker, models, seed).start()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -427,8 +543,10 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     server = serve(args.host, args.port, args.control_plane_url, args.cache_dir, args.region)
     host, port = server.server_address[:2]
+    where = "their framework environments" if server.models.interpreter else "the server's Python"
     print(
-        f"endpoint server listening on http://{host}:{port} (control plane {args.control_plane_url})",
+        f"endpoint server listening on http://{host}:{port} (control plane {args.control_plane_url}; "
+        f"models served on {where})",
         flush=True,
     )
     stop = threading.Event()

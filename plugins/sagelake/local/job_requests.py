@@ -1,4 +1,6 @@
-"""What the local SageMaker job runners (training, processing) share: reading a request, reporting a log."""
+"""What the local SageMaker job runners (training, processing) share: reading a request, running the
+container's command (on its framework's pinned versions, :mod:`sagelake.local.framework_env`), reporting
+a log."""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ import logging
 import subprocess
 from pathlib import Path
 from typing import Any
+
+from sagelake.local.framework_env import FrameworkEnv, FrameworkEnvError, container_command
 
 LOG_TAIL_LINES = 50
 
@@ -35,9 +39,21 @@ def run_container(
     kind: str,
     error: type[Exception],
     logger: logging.Logger,
+    image_uri: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run the container command of ``kind`` job ``job`` (``training``, ``processing``): ``error`` when it
-    exceeds ``StoppingCondition.MaxRuntimeInSeconds`` (``timeout``), the tail of its output in ``logger``."""
+    exceeds ``StoppingCondition.MaxRuntimeInSeconds`` (``timeout``), the tail of its output in ``logger``.
+
+    With ``image_uri`` naming a framework container (:func:`sagelake.local.framework_env.framework_for`),
+    a command starting with Python runs on that container's pinned versions; a failed run's stderr ends
+    with a line naming them (an ImportError there is likely an API newer than the container's).
+    """
+    try:
+        cmd, framework = container_command(cmd, image_uri)
+    except FrameworkEnvError as exc:
+        raise error(f"{kind} job {job}: {exc}") from None
+    if framework is not None:
+        logger.info("%s job %s: on the local environment of %s", kind, job, framework.describe())
     try:
         proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
@@ -48,4 +64,15 @@ def run_container(
     for stream, text in (("stdout", proc.stdout), ("stderr", proc.stderr)):
         for line in text.splitlines()[-LOG_TAIL_LINES:]:
             logger.info("[%s %s] %s", job, stream, line)
+    if proc.returncode != 0 and framework is not None:
+        proc.stderr = (proc.stderr or "") + versions_note(framework)
     return proc
+
+
+def versions_note(framework: FrameworkEnv) -> str:
+    """The line ending a failed job's stderr when it ran on a framework environment."""
+    return (
+        f"\nsagelake: this job ran locally on {framework.describe()}, as its container on AWS; a failure "
+        "importing or calling scikit-learn, numpy or pandas may be an API newer than these versions "
+        "(SAGELAKE_LOCAL_FRAMEWORK_ENVS=false runs it on the Airflow venv's versions)\n"
+    )

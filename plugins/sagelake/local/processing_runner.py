@@ -176,6 +176,7 @@ def run_processing_job(request: dict[str, Any], s3: Any, work_dir: Path) -> Proc
         kind="processing",
         error=ProcessingJobFailedError,
         logger=log,
+        image_uri=request["AppSpecification"]["ImageUri"],
     )
     if proc.returncode != 0:
         message = work / FAILURE_MESSAGE

@@ -125,6 +125,12 @@ def _record_trial(
     training.training_start_time, training.training_end_time = start, end
     training.last_modified_time = end
     training.creation_time = min(training.creation_time, start)
+    for attribute, key in (
+        ("training_time_in_seconds", "TrainingTimeInSeconds"),
+        ("billable_time_in_seconds", "BillableTimeInSeconds"),
+    ):
+        if item.get(key) is not None:
+            setattr(training, attribute, int(item[key]))
     if item.get("FailureReason"):
         training.failure_reason = item["FailureReason"]
     training.final_metric_data_list = [

@@ -7,26 +7,41 @@ Channels are downloaded into ``<work>/input/data/<channel>``, the script-mode ``
 is extracted into ``<work>/code`` and the entry point runs in a subprocess with the SageMaker
 environment contract (``SM_*``). On success the model dir and the output data dir are tarred to
 ``{S3OutputPath}/{TrainingJobName}/output/model.tar.gz`` and ``.../output.tar.gz``.
+
+With ``CheckpointConfig`` the checkpoints under its S3 prefix are restored into ``<work>/checkpoints``
+(``SM_CHECKPOINT_DIR``; ``input/config/checkpointconfig.json``) and synced back while the script runs
+(:mod:`sagelake.local.checkpoint_sync`). ``EnableManagedSpotTraining`` runs on-demand locally (nothing
+interrupts it): the result's ``billable_seconds`` equals its ``training_seconds``, the run's wall time.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sagelake.lake.layout import split_s3_uri
+from sagelake.local.checkpoint_sync import (
+    LOCAL_DIR_ENV,
+    CheckpointPlan,
+    checkpoint_plan,
+    synced_checkpoints,
+    write_checkpoint_config,
+)
 from sagelake.local.job_requests import required, run_container, tail
 from sagelake.local.s3_files import KeyEscapesError, download_prefix
 from sagelake.ml.artifacts import extract_tar, package_source_dir
 from sagelake.ml.images import is_builtin_xgboost_training
 from sagelake.ml.metrics_log import final_metrics
+from sagelake.ml.spot import SpotSettingsError, check_spot_request
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +65,15 @@ class TrainingRunResult:
     output_data: str  # s3://.../{job}/output/output.tar.gz
     metrics: dict[str, float] = field(default_factory=dict)
     log_tail: str = ""
+    # DescribeTrainingJob's TrainingTimeInSeconds and BillableTimeInSeconds: the local run's wall seconds
+    # (staging to upload); billable is the same, as a local run has no spot discount
+    training_seconds: int | None = None
+    billable_seconds: int | None = None
+
+
+def elapsed_seconds(started: float) -> int:
+    """Whole seconds since ``started`` (a ``time.monotonic()``), rounded up, at least 1 (as AWS reports)."""
+    return max(1, math.ceil(time.monotonic() - started))
 
 
 def _json_or_raw(value: Any) -> Any:
@@ -141,7 +165,14 @@ def parse_metrics(lines: list[str], definitions: list[dict] | None = None) -> di
     return final_metrics(lines, definitions)
 
 
-def _environment(request: dict, work: Path, channels: dict[str, Path], hps: dict, framework: dict) -> dict:
+def _environment(
+    request: dict,
+    work: Path,
+    channels: dict[str, Path],
+    hps: dict,
+    framework: dict,
+    checkpoint_dir: Path | None = None,
+) -> dict:
     model_dir, output_dir = work / "model", work / "output"
     resource = {"current_host": CURRENT_HOST, "hosts": [CURRENT_HOST], "network_interface_name": "eth0"}
     input_config = {
@@ -196,6 +227,9 @@ def _environment(request: dict, work: Path, channels: dict[str, Path], hps: dict
     )
     for name, path in channels.items():
         env[f"SM_CHANNEL_{name.upper()}"] = str(path)
+    env.pop(LOCAL_DIR_ENV, None)
+    if checkpoint_dir is not None:
+        env[LOCAL_DIR_ENV] = str(checkpoint_dir)
     for key, value in hps.items():
         env[f"SM_HP_{key.upper()}"] = _as_env(value)
     config_dir = work / "input" / "config"
@@ -225,6 +259,16 @@ class _TrainingPlan:
     submit_dir: str
     timeout: float | None
     metric_definitions: list[dict] | None
+    checkpoint: CheckpointPlan | None = None
+
+
+def check_spot(request: dict) -> CheckpointPlan | None:
+    """Refuse what CreateTrainingJob refuses about spot; return the request's checkpoint plan, if any."""
+    try:
+        check_spot_request(request)
+    except SpotSettingsError as error:
+        raise TrainingRequestError(str(error)) from None
+    return checkpoint_plan(request, error=TrainingRequestError)
 
 
 def _plan_job(request: dict) -> _TrainingPlan:
@@ -232,6 +276,7 @@ def _plan_job(request: dict) -> _TrainingPlan:
     job = _required(request, "TrainingJobName")
     output_path = _required(request, "OutputDataConfig", "S3OutputPath").rstrip("/")
     split_s3_uri(output_path + "/")
+    checkpoint = check_spot(request)
     hps, framework = decode_hyperparameters(request.get("HyperParameters") or {})
     program_name = framework.get("sagemaker_program")
     submit_dir = framework.get("sagemaker_submit_directory")
@@ -250,12 +295,13 @@ def _plan_job(request: dict) -> _TrainingPlan:
         submit_dir=str(submit_dir),
         timeout=(request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds"),
         metric_definitions=(request.get("AlgorithmSpecification") or {}).get("MetricDefinitions"),
+        checkpoint=checkpoint,
     )
 
 
 def _stage_channels(plan: _TrainingPlan, s3_client, work: Path) -> dict[str, Path]:
     """Clear what an earlier run left in ``work``, then download every channel; return channel -> dir."""
-    for stale in ("input", "code", "model", "output"):  # a reused work dir must not leak old artefacts
+    for stale in ("input", "code", "model", "output", "checkpoints"):  # a reused work dir: no old artefacts
         shutil.rmtree(work / stale, ignore_errors=True)
     channels: dict[str, Path] = {}
     for channel in plan.request["InputDataConfig"]:
@@ -283,12 +329,19 @@ def _stage_code(plan: _TrainingPlan, s3_client, work: Path) -> Path:
 
 
 def _run_entry_point(
-    plan: _TrainingPlan, work: Path, channels: dict[str, Path], program: Path
+    plan: _TrainingPlan,
+    work: Path,
+    channels: dict[str, Path],
+    program: Path,
+    checkpoint_dir: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run the entry point in ``work/code`` with the ``SM_*`` contract; keep and log its output."""
     for directory in ("model", "output/data"):
         (work / directory).mkdir(parents=True, exist_ok=True)
-    env = _environment(plan.request, work, channels, plan.hyperparameters, plan.framework)
+    env = _environment(
+        plan.request, work, channels, plan.hyperparameters, plan.framework, checkpoint_dir=checkpoint_dir
+    )
+    write_checkpoint_config(work / "input" / "config", plan.checkpoint, checkpoint_dir)
     cmd = command_line(program, plan.hyperparameters)
     log.info("training job %s: running %s", plan.job, " ".join(cmd[1:]))
     proc = run_container(
@@ -300,6 +353,7 @@ def _run_entry_point(
         kind="training",
         error=TrainingJobFailedError,
         logger=log,
+        image_uri=(plan.request.get("AlgorithmSpecification") or {}).get("TrainingImage"),
     )
     (work / "output" / "stdout.log").write_text(proc.stdout)
     (work / "output" / "stderr.log").write_text(proc.stderr)
@@ -335,19 +389,24 @@ def run_training_job(request: dict, s3_client, work_dir: Path) -> TrainingRunRes
         from sagelake.local.builtin_xgboost import run_builtin_xgboost  # it imports this module
 
         return run_builtin_xgboost(request, s3_client, work_dir)
+    started = time.monotonic()
     plan = _plan_job(request)
     work = Path(work_dir)
     channels = _stage_channels(plan, s3_client, work)
     program = _stage_code(plan, s3_client, work)
-    proc = _run_entry_point(plan, work, channels, program)
+    with synced_checkpoints(s3_client, plan.checkpoint, work, plan.job) as checkpoint_dir:
+        proc = _run_entry_point(plan, work, channels, program, checkpoint_dir)
     if proc.returncode != 0:
         detail = _failure_detail(work, proc.stderr)
         raise TrainingJobFailedError(f"training job {plan.job} failed (exit {proc.returncode}): {detail}")
     model_uri, output_uri = _upload_artefacts(plan, s3_client, work)
+    seconds = elapsed_seconds(started)
     return TrainingRunResult(
         job_name=plan.job,
         model_artifacts=model_uri,
         output_data=output_uri,
         metrics=parse_metrics(proc.stdout.splitlines(), plan.metric_definitions),
         log_tail=tail(proc.stdout + "\n" + proc.stderr),
+        training_seconds=seconds,
+        billable_seconds=seconds,
     )

@@ -178,6 +178,8 @@ def _trial_entry(trial: Trial) -> dict[str, Any]:
         "Metrics": trial.metrics,
         "TrainingStartTime": trial.start_time,
         "TrainingEndTime": trial.end_time,
+        "TrainingTimeInSeconds": trial.seconds,
+        "BillableTimeInSeconds": trial.seconds,  # no spot discount locally
     }
     if trial.objective is not None:
         entry["FinalObjectiveValue"] = trial.objective

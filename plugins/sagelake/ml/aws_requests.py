@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sagelake.ml.spot import SpotSettings, spot_request_fields
+
 SKLEARN_FRAMEWORK_VERSION = "1.4-2"
 
 
@@ -29,12 +31,17 @@ def training_request(
     hyperparameters: dict[str, Any],
     program: str = "train.py",
     max_runtime_s: int = 3600,
+    spot: SpotSettings | None = None,
 ) -> dict[str, Any]:
-    """A CreateTrainingJob request for script mode in the SageMaker scikit-learn container."""
+    """A CreateTrainingJob request for script mode in the SageMaker scikit-learn container.
+
+    ``spot`` (enabled): a managed spot job that checkpoints to ``s3://<bucket>/checkpoints/<job_name>/``
+    (:func:`sagelake.ml.spot.spot_request_fields`); None or disabled: on-demand, no checkpoints.
+    """
     hps = {key: json.dumps(value) for key, value in hyperparameters.items()}
     hps["sagemaker_program"] = json.dumps(program)
     hps["sagemaker_submit_directory"] = json.dumps(source_uri)
-    return {
+    request = {
         "TrainingJobName": job_name,
         "RoleArn": role,
         "AlgorithmSpecification": {"TrainingImage": image_uri, "TrainingInputMode": "File"},
@@ -56,6 +63,8 @@ def training_request(
         "ResourceConfig": {"InstanceType": instance_type, "InstanceCount": 1, "VolumeSizeInGB": 10},
         "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_s},
     }
+    request.update(spot_request_fields(spot, job_name=job_name, max_runtime_s=max_runtime_s))
+    return request
 
 
 def model_package_extras(
@@ -83,20 +92,21 @@ def endpoint_request(
     instance_type: str,
     variant_name: str = "primary",
 ) -> dict[str, Any]:
-    """Model + EndpointConfig + Endpoint requests, as the provider's SageMakerEndpointOperator takes them."""
+    """Model + EndpointConfig + Endpoint requests, as the provider's SageMakerEndpointOperator takes them.
+
+    A model on the XGBoost image is served by the built-in algorithm (no inference script); any other
+    (the scikit-learn container) runs ``code/inference.py`` from the model artefact (script mode).
+    """
+    from sagelake.ml.images import is_xgboost_image  # images imports this module
+
+    container: dict[str, Any] = {"Image": image_uri, "ModelDataUrl": model_data_url}
+    if not is_xgboost_image(image_uri):
+        container["Environment"] = {
+            "SAGEMAKER_PROGRAM": "inference.py",
+            "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+        }
     return {
-        "Model": {
-            "ModelName": model_name,
-            "ExecutionRoleArn": role,
-            "PrimaryContainer": {
-                "Image": image_uri,
-                "ModelDataUrl": model_data_url,
-                "Environment": {
-                    "SAGEMAKER_PROGRAM": "inference.py",
-                    "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
-                },
-            },
-        },
+        "Model": {"ModelName": model_name, "ExecutionRoleArn": role, "PrimaryContainer": container},
         "EndpointConfig": {
             "EndpointConfigName": endpoint_config_name,
             "ProductionVariants": [
@@ -123,14 +133,19 @@ def xgboost_training_request(
     instance_type: str,
     hyperparameters: dict[str, Any],
     max_runtime_s: int = 3600,
+    spot: SpotSettings | None = None,
 ) -> dict[str, Any]:
     """A CreateTrainingJob request for SageMaker's built-in XGBoost algorithm on ``text/csv`` channels
-    (label first, no header: :func:`sagelake.ml.training_data.prepare_channels`)."""
+    (label first, no header: :func:`sagelake.ml.training_data.prepare_channels`).
+
+    ``spot`` as for :func:`training_request`: the algorithm writes ``xgboost-checkpoint.<round>`` files to
+    the checkpoint dir and resumes from the newest one.
+    """
 
     def text(value: Any) -> str:  # the built-in algorithm takes plain strings, not JSON
         return ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
 
-    return {
+    request = {
         "TrainingJobName": job_name,
         "RoleArn": role,
         "AlgorithmSpecification": {"TrainingImage": image_uri, "TrainingInputMode": "File"},
@@ -153,3 +168,5 @@ def xgboost_training_request(
         "ResourceConfig": {"InstanceType": instance_type, "InstanceCount": 1, "VolumeSizeInGB": 10},
         "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_s},
     }
+    request.update(spot_request_fields(spot, job_name=job_name, max_runtime_s=max_runtime_s))
+    return request

@@ -91,6 +91,12 @@ class Trial:
     start_time: float = 0.0  # epoch seconds
     end_time: float = 0.0
 
+    @property
+    def seconds(self) -> int:
+        """Whole seconds the trial trained (``TrainingTimeInSeconds``; billable too: no spot discount
+        locally)."""
+        return max(int(round(self.end_time - self.start_time)), 0)
+
 
 # --- the request ----------------------------------------------------------------------------------
 
@@ -276,7 +282,11 @@ def trial_job_name(tuning_job: str, index: int, hyperparameters: Mapping[str, st
 def trial_request(
     request: Mapping[str, Any], name: str, hyperparameters: Mapping[str, str]
 ) -> dict[str, Any]:
-    """The CreateTrainingJob request of one trial: the definition, static + tuned hyperparameters."""
+    """The CreateTrainingJob request of one trial: the definition, static + tuned hyperparameters.
+
+    A ``CheckpointConfig`` gets the trial's name appended to its S3 URI: trials running side by side must
+    never read, resume from or delete each other's checkpoints; a re-run of the same trial resumes its own.
+    """
     definition = request.get("TrainingJobDefinition")
     if not definition:
         raise TuningSpecError(
@@ -288,6 +298,9 @@ def trial_request(
         "HyperParameters": {**(definition.get("StaticHyperParameters") or {}), **hyperparameters},
         **{key: copy.deepcopy(definition[key]) for key in _SHARED_FIELDS if key in definition},
     }
+    if "CheckpointConfig" in trial:
+        root = trial["CheckpointConfig"]["S3Uri"].rstrip("/")
+        trial["CheckpointConfig"]["S3Uri"] = f"{root}/{name}/"
     return trial
 
 

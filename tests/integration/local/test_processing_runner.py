@@ -5,7 +5,6 @@ container's failure message, missing inputs named, the runtime limit, and the jo
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import boto3
@@ -18,6 +17,7 @@ from sagelake.local.processing_runner import (
     run_processing_job,
 )
 from tests.support.constants import REGION, SAGEMAKER_ROLE_ARN, SKLEARN_IMAGE_URI
+from tests.support.framework_scoring import framework_python
 from tests.support.pipeline import validate
 
 PROBE = """
@@ -129,7 +129,8 @@ def test_container_contract_and_outputs(s3, staged: str, tmp_path: Path) -> None
         "--out",
         f"{work}/opt/ml/processing/output/result",
     ]
-    assert (probe["greeting"], probe["job"], probe["executable"]) == ("hello", "probe-1", sys.executable)
+    expected = (probe["greeting"], probe["job"], probe["executable"])
+    assert expected == ("hello", "probe-1", framework_python())  # the scikit-learn image's environment
 
 
 def test_a_failure_uploads_nothing_and_reports_the_containers_message(

@@ -19,7 +19,8 @@ from sagelake.local.training_runner import (
 from sagelake.ml.artifacts import package_source_dir, read_evaluation
 from sagelake.ml.aws_requests import training_request as build_training_request
 from tests.support.constants import SAGEMAKER_ROLE_ARN, SKLEARN_IMAGE, TRAINING_DIR
-from tests.support.training_data import load_script, synthetic_features
+from tests.support.framework_scoring import score
+from tests.support.training_data import synthetic_features
 
 FEATURES_PREFIX = "curated/churn_features/dt=2024-01-01/"
 
@@ -94,10 +95,8 @@ def test_train_py_job_lands_sagemaker_artefacts(s3, bucket: str, tmp_path: Path)
     with tarfile.open(fileobj=io.BytesIO(model_tar["Body"].read())) as tar:
         assert {"model.joblib", "code/inference.py"} <= set(tar.getnames())
         tar.extractall(model_dir, filter="data")
-    inference = load_script("inference")
-    model = inference.model_fn(str(model_dir))
     fresh = synthetic_features(300, 99)
-    probabilities = inference.predict_fn(fresh[model["features"]], model)
+    probabilities = score(model_dir, fresh)  # in the container's scikit-learn, where it was trained
     assert roc_auc_score(fresh["churned"], probabilities) > 0.7
 
 

@@ -76,6 +76,9 @@ def test_every_trial_is_a_training_job_with_its_own_hyperparameters(tuned: Tuned
         tuned_values = summary["TunedHyperParameters"]
         assert set(tuned_values) == set(RANGES)
         assert job["TuningJobArn"] == arn and job["TrainingJobStatus"] == "Completed"
+        trained = (job["TrainingEndTime"] - job["TrainingStartTime"]).total_seconds()
+        assert abs(job["TrainingTimeInSeconds"] - trained) <= 1  # the trial's own wall time
+        assert job["BillableTimeInSeconds"] == job["TrainingTimeInSeconds"]  # no spot discount locally
         assert {k: job["HyperParameters"][k] for k in RANGES} == tuned_values
         assert job["HyperParameters"]["seed"] == "5"  # a static hyperparameter reaches every trial
         assert 20 <= int(tuned_values["max_iter"]) <= 80 and 2 <= int(tuned_values["max_depth"]) <= 5

@@ -14,7 +14,7 @@ from sagelake.ml.aws_requests import (
     model_package_extras,
     xgboost_training_request,
 )
-from tests.support.constants import ROOT
+from tests.support.constants import ROOT, SKLEARN_IMAGE_URI
 from tests.support.pipeline import DT, RUN_ID, VERSION, rendered_task, training, validate
 
 
@@ -68,6 +68,27 @@ def test_endpoint_requests_are_valid() -> None:
     validate("sagemaker", "CreateEndpointConfig", request["EndpointConfig"])
     validate("sagemaker", "CreateEndpoint", request["Endpoint"])
     validate("sagemaker", "UpdateEndpoint", request["Endpoint"])
+
+
+def test_only_script_mode_models_name_an_inference_program() -> None:
+    from sagelake.ml.images import is_builtin_xgboost_model, xgboost_image_uri
+
+    def container(image: str) -> dict:
+        return endpoint_request(
+            model_name="m",
+            endpoint_config_name="c",
+            endpoint_name="e",
+            role="arn:aws:iam::111122223333:role/r",
+            image_uri=image,
+            model_data_url="s3://b/m/model.tar.gz",
+            instance_type="ml.m5.large",
+        )["Model"]["PrimaryContainer"]
+
+    script = container(SKLEARN_IMAGE_URI)
+    assert script["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert not is_builtin_xgboost_model(script)
+    builtin = container(xgboost_image_uri("us-east-1"))
+    assert "Environment" not in builtin and is_builtin_xgboost_model(builtin)
 
 
 def test_model_package_request_is_valid() -> None:

@@ -145,6 +145,20 @@ def test_a_trial_request_is_a_valid_training_job_with_static_and_tuned_values() 
     assert trial["HyperParameters"] == {**built["TrainingJobDefinition"]["StaticHyperParameters"], **values}
 
 
+def test_each_trial_checkpoints_under_its_own_prefix() -> None:
+    built = request()
+    built["TrainingJobDefinition"]["EnableManagedSpotTraining"] = True
+    built["TrainingJobDefinition"]["CheckpointConfig"] = {
+        "S3Uri": "s3://lake/checkpoints/churn-hpo/",
+        "LocalPath": "/opt/ml/checkpoints",
+    }
+    first, second = (trial_request(built, f"churn-hpo-00{i}-abcd", {"max_iter": "9"}) for i in (1, 2))
+    assert first["CheckpointConfig"]["S3Uri"] == "s3://lake/checkpoints/churn-hpo/churn-hpo-001-abcd/"
+    assert second["CheckpointConfig"]["S3Uri"] == "s3://lake/checkpoints/churn-hpo/churn-hpo-002-abcd/"
+    assert built["TrainingJobDefinition"]["CheckpointConfig"]["S3Uri"] == "s3://lake/checkpoints/churn-hpo/"
+    validate("sagemaker", "CreateTrainingJob", first)
+
+
 def test_trial_names_follow_sagemakers_pattern_and_are_stable() -> None:
     values = {"max_iter": "120"}
     name = trial_job_name("churn-hpo-20261126-ab12cd34", 7, values)
