@@ -1,17 +1,27 @@
 """Evaluate the challenger model and the champion on the same held-out data (a SageMaker Processing job).
 
-Runs in the SageMaker scikit-learn container as a Processing job, and locally in a subprocess with the same
-contract (``sagelake.local.processing_runner``). Inputs (``ProcessingInput`` local paths):
+Runs as a Processing job in the SageMaker scikit-learn container, or in the XGBoost 1.7-1 container when a
+model is a built-in XGBoost model (``sagelake.ml.evaluation.evaluation_image_uri`` chooses), and locally in a
+subprocess with the same contract (``sagelake.local.processing_runner``). Inputs (``ProcessingInput`` local
+paths):
 
-* ``/opt/ml/processing/input/challenger`` — the challenger's ``model.tar.gz`` (``model.joblib`` +
-  ``code/inference.py``, as the training script writes it);
-* ``/opt/ml/processing/input/champion`` — optional (``--champion``), the model serving production, same
-  layout; not given, or an empty input: only the challenger is reported;
+* ``/opt/ml/processing/input/challenger`` — the challenger's ``model.tar.gz``;
+* ``/opt/ml/processing/input/champion`` — optional (``--champion``), the model serving production; not
+  given, or an empty input: only the challenger is reported;
 * ``/opt/ml/processing/input/holdout`` — the curated feature Parquet of the held-out day (neither model
   trained on it), recursively.
 
-Each model is scored through its own ``code/inference.py`` (``model_fn`` + ``predict_fn``, the serving
-path). Outputs, in ``/opt/ml/processing/output/report`` (uploaded to the report prefix in the lake):
+Each archive says how it is scored (:func:`archive_kind`):
+
+* ``code/inference.py`` (script mode, as ``include/training/train.py`` packages it): through its
+  ``model_fn`` + ``predict_fn``, the serving path;
+* ``xgboost-model`` and no ``code/inference.py`` (SageMaker's built-in XGBoost algorithm): the booster
+  predicts on the rows encoded as the algorithm's CSV channels encode them (:func:`encode_features`: the
+  numeric features, then ``plan`` and ``region`` one-hot, :data:`CSV_FEATURE_COLUMNS`) — a copy of
+  ``sagelake.ml.training_data``'s encoding, which a unit test keeps equal;
+* neither: the job fails naming the archive.
+
+Outputs, in ``/opt/ml/processing/output/report`` (uploaded to the report prefix in the lake):
 ``metrics.json``, ``model_quality.json`` (the challenger's statistics in the shape of SageMaker Model
 Monitor's ``binary_classification_metrics``, which ``ModelMetrics.ModelQuality.Statistics`` points to),
 ``champion_model_quality.json`` when there is a champion, ``roc.png``, ``precision_recall.png``,
@@ -20,7 +30,8 @@ Monitor's ``binary_classification_metrics``, which ``ModelMetrics.ModelQuality.S
 Paths can be given as arguments; when ``SAGELAKE_PROCESSING_ROOT`` is set (local runs), container paths
 under ``/opt/ml/`` are read below that directory. On failure the reason goes to stderr and to
 ``/opt/ml/output/message`` (SageMaker's FailureReason) and the exit code is 2.
-No sagelake imports: this file ships alone as the job's code input (Python 3.10, scikit-learn 1.4).
+No sagelake imports: this file ships alone as the job's code input. Python 3.8 syntax and standard library
+(the XGBoost 1.7-1 container's Python); ``xgboost`` is imported only for a built-in XGBoost model.
 """
 
 from __future__ import annotations
@@ -35,7 +46,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -76,6 +87,34 @@ CALIBRATION_BINS = 10
 # Metrics compared between the models (challenger − champion in "difference").
 COMPARED = ("auc", "pr_auc", "log_loss", "brier", "accuracy", "precision", "recall", "f1")
 COLOURS = {"challenger": "tab:blue", "champion": "tab:orange"}
+UTC_ZONE = timezone.utc  # noqa: UP017 - Python 3.8 (the XGBoost 1.7-1 container) has no datetime.UTC
+INFERENCE_SCRIPT = "code/inference.py"
+XGBOOST_MODEL_FILE = "xgboost-model"
+SCRIPT_MODE, BUILTIN_XGBOOST = "script mode", "built-in XGBoost"
+# SageMaker's built-in XGBoost reads rows encoded as sagelake.ml.training_data writes its CSV channels:
+# these three constants copy its NUMERIC_FEATURES, CATEGORY_VOCABULARY and CSV_FEATURE_COLUMNS (this file
+# ships alone); tests/unit/include/test_evaluate_builtin_xgboost.py asserts they are equal.
+NUMERIC_FEATURES = (
+    "monthly_fee",
+    "age",
+    "support_tickets",
+    "tenure_days",
+    "n_events",
+    "n_logins",
+    "n_purchases",
+    "total_amount",
+    "avg_session_s",
+)
+CATEGORY_VOCABULARY = {
+    "plan": ("basic", "standard", "premium"),
+    "region": ("north", "south", "east", "west"),
+}
+CSV_FEATURE_COLUMNS = NUMERIC_FEATURES + tuple(
+    f"{column}_{value}" for column, values in CATEGORY_VOCABULARY.items() for value in values
+)
+# Booster objectives whose prediction is the churn probability; ``binary:logitraw`` predicts its logit.
+PROBABILITY_OBJECTIVES = ("binary:logistic", "reg:logistic")
+LOGIT_OBJECTIVES = ("binary:logitraw",)
 # The SageMaker scikit-learn container has no matplotlib: installed at run time when missing (needs the
 # job's network access to PyPI); a version supporting the container's Python 3.10 and numpy 2.
 MATPLOTLIB_REQUIREMENT = "matplotlib==3.9.4"
@@ -199,23 +238,116 @@ def safe_extract(archive: Path, dest: Path) -> None:
         tar.extractall(dest)  # noqa: S202 - members checked above
 
 
-def score_model(archive: Path, frame: pd.DataFrame, work: Path, name: str) -> np.ndarray:
-    """Churn probabilities of the model in ``archive`` for ``frame``, through its ``code/inference.py``."""
-    model_dir = work / name
-    model_dir.mkdir(parents=True)
-    safe_extract(archive, model_dir)
-    handlers = model_dir / "code" / "inference.py"
-    if not handlers.is_file():
-        raise EvaluationInputError(f"{name} model archive {archive.name} lacks code/inference.py")
-    inference = _import(handlers, f"sagelake_evaluate_{name}_inference")
+def archive_kind(model_dir: Path, archive: Path, name: str) -> str:
+    """How an extracted archive is scored: :data:`SCRIPT_MODE` (``code/inference.py``, served through it
+    even beside an ``xgboost-model``) or :data:`BUILTIN_XGBOOST` (``xgboost-model`` alone)."""
+    if (model_dir / INFERENCE_SCRIPT).is_file():
+        return SCRIPT_MODE
+    if (model_dir / XGBOOST_MODEL_FILE).is_file():
+        return BUILTIN_XGBOOST
+    found = sorted(p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*") if p.is_file())
+    raise EvaluationInputError(
+        f"{name} model archive {archive} has neither {INFERENCE_SCRIPT} (a script-mode model) nor "
+        f"{XGBOOST_MODEL_FILE} (a built-in XGBoost model); it holds {found or 'no files'}: give the "
+        f"{MODEL_ARCHIVE} a SageMaker training job wrote"
+    )
+
+
+def encode_features(frame: pd.DataFrame) -> pd.DataFrame:
+    """The built-in XGBoost feature matrix: columns exactly :data:`CSV_FEATURE_COLUMNS`, float64.
+
+    The same encoding as ``sagelake.ml.training_data.encode_features``: numbers as they are (missing stays
+    NaN, the algorithm's missing value), categories one-hot over :data:`CATEGORY_VOCABULARY`; a value outside
+    the vocabulary is refused, never silently zeroed.
+    """
+    missing = [c for c in (*NUMERIC_FEATURES, *CATEGORY_VOCABULARY) if c not in frame.columns]
+    if missing:
+        raise EvaluationInputError(
+            f"held-out data lacks the built-in XGBoost feature column(s) {', '.join(missing)}"
+        )
+    encoded = pd.DataFrame(index=frame.index)
+    for column in NUMERIC_FEATURES:
+        try:
+            encoded[column] = pd.to_numeric(frame[column], errors="raise").astype("float64")
+        except (TypeError, ValueError) as exc:
+            raise EvaluationInputError(f"feature {column!r} is not numeric: {exc}") from None
+    for column, vocabulary in CATEGORY_VOCABULARY.items():
+        values = frame[column]
+        unknown = sorted({str(v) for v in values[~values.isin(vocabulary)].unique()})
+        if unknown:
+            raise EvaluationInputError(
+                f"{column} value(s) {unknown} are outside the built-in XGBoost model's vocabulary "
+                f"{list(vocabulary)}: the feature contract changed; extend CATEGORY_VOCABULARY and retrain"
+            )
+        for value in vocabulary:
+            encoded[f"{column}_{value}"] = (values == value).astype("float64")
+    return encoded[list(CSV_FEATURE_COLUMNS)]
+
+
+def booster_objective(booster: Any) -> str:
+    """The objective a booster was trained with (from its saved configuration)."""
+    return str(json.loads(booster.save_config())["learner"]["objective"]["name"])
+
+
+def score_builtin_xgboost(model_dir: Path, frame: pd.DataFrame, name: str) -> np.ndarray:
+    """Churn probabilities of a built-in XGBoost model (``xgboost-model``) for ``frame``."""
+    try:
+        import xgboost as xgb
+    except ImportError:
+        raise EvaluationInputError(
+            f"the {name} model is a built-in XGBoost model and this container has no xgboost: run the "
+            "evaluation in the XGBoost image (sagelake.ml.evaluation.evaluation_image_uri chooses it)"
+        ) from None
+    booster = xgb.Booster()
+    try:  # from a buffer, xgboost detects the format (binary, JSON or UBJSON)
+        booster.load_model(bytearray((model_dir / XGBOOST_MODEL_FILE).read_bytes()))
+    except xgb.core.XGBoostError as exc:
+        raise EvaluationInputError(f"the {name} model's {XGBOOST_MODEL_FILE} does not load: {exc}") from None
+    objective = booster_objective(booster)
+    if objective not in PROBABILITY_OBJECTIVES + LOGIT_OBJECTIVES:
+        raise EvaluationInputError(
+            f"the {name} built-in XGBoost model has objective {objective}, which gives no churn "
+            "probability: train it with objective binary:logistic"
+        )
+    matrix = encode_features(frame)
+    if booster.num_features() != matrix.shape[1]:
+        raise EvaluationInputError(
+            f"the {name} built-in XGBoost model was trained on {booster.num_features()} features; the "
+            f"churn encoding has {matrix.shape[1]} ({', '.join(CSV_FEATURE_COLUMNS)}): train it on "
+            "channels written by sagelake.ml.training_data"
+        )
+    predictions = booster.predict(xgb.DMatrix(matrix.to_numpy(), missing=np.nan))
+    predictions = np.asarray(predictions, dtype="float64")
+    if objective in LOGIT_OBJECTIVES:
+        predictions = 1.0 / (1.0 + np.exp(-predictions))
+    return predictions
+
+
+def score_script_mode(model_dir: Path, frame: pd.DataFrame, name: str) -> np.ndarray:
+    """Churn probabilities of a script-mode model for ``frame``, through its ``code/inference.py``."""
+    inference = _import(model_dir / INFERENCE_SCRIPT, f"sagelake_evaluate_{name}_inference")
     model = inference.model_fn(str(model_dir))
     missing = [feature for feature in model["features"] if feature not in frame.columns]
     if missing:
         raise EvaluationInputError(f"held-out data lacks the {name} model's feature(s) {', '.join(missing)}")
-    probabilities = np.asarray(inference.predict_fn(frame[model["features"]], model), dtype="float64")
+    return np.asarray(inference.predict_fn(frame[model["features"]], model), dtype="float64")
+
+
+def score_model(archive: Path, frame: pd.DataFrame, work: Path, name: str) -> tuple[str, np.ndarray]:
+    """The kind of the model in ``archive`` (:func:`archive_kind`) and its churn probability per row."""
+    model_dir = work / name
+    model_dir.mkdir(parents=True)
+    safe_extract(archive, model_dir)
+    kind = archive_kind(model_dir, archive, name)
+    if kind == BUILTIN_XGBOOST:
+        probabilities = score_builtin_xgboost(model_dir, frame, name)
+    else:
+        probabilities = score_script_mode(model_dir, frame, name)
     if probabilities.shape != (len(frame),) or not np.isfinite(probabilities).all():
         raise EvaluationInputError(f"{name} model returned no finite probability per row")
-    return probabilities
+    if ((probabilities < 0) | (probabilities > 1)).any():
+        raise EvaluationInputError(f"{name} model returned values outside [0, 1]: no probabilities")
+    return kind, probabilities
 
 
 def binary_metrics(truth: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, Any]:
@@ -261,7 +393,7 @@ def model_quality(metrics: dict[str, Any], truth: np.ndarray, proba: np.ndarray)
         "version": 0.0,
         "dataset": {
             "item_count": n,
-            "evaluation_time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "evaluation_time": datetime.now(UTC_ZONE).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         },
         "binary_classification_metrics": {
             "confusion_matrix": {
@@ -425,7 +557,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if champion is not None:
         archives["champion"] = champion
     with tempfile.TemporaryDirectory(prefix="evaluate-") as work:
-        scores = {name: score_model(path, frame, Path(work), name) for name, path in archives.items()}
+        scored = {name: score_model(path, frame, Path(work), name) for name, path in archives.items()}
+    scores = {name: proba for name, (_, proba) in scored.items()}
+    for name, (kind, _) in scored.items():
+        print(f"{name}: {kind} model {archives[name]}")
 
     metrics = {name: binary_metrics(truth, proba, args.threshold) for name, proba in scores.items()}
     difference = (
@@ -435,7 +570,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "threshold": args.threshold,
         "n": int(len(truth)),
         "positives": int(truth.sum()),
-        "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "evaluated_at": datetime.now(UTC_ZONE).isoformat(timespec="seconds"),
         "models": metrics,
         "difference": difference,
         "files": {},

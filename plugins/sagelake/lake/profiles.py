@@ -138,12 +138,6 @@ def version_of(location: str) -> str | None:
     return None
 
 
-def console_url(bucket: str, key: str, region: str | None) -> str:
-    """The S3 console page of an object (where the report can be opened on AWS)."""
-    region_arg = f"region={region}&" if region else ""
-    return f"https://s3.console.aws.amazon.com/s3/object/{bucket}?{region_arg}prefix={key}"
-
-
 def newest_announcement(extras: Iterable[Mapping[str, Any] | None]) -> dict[str, str]:
     """The newest partition among asset events' ``extra`` (``{dt, version, location}``, as
     ``churn_prepare`` announces a publication): highest ``dt``, then version. LookupError if none."""

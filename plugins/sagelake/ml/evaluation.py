@@ -2,8 +2,9 @@
 
 The job scores the challenger and the champion (the model serving production) on the same held-out data
 and writes its report under ``s3://<lake>/reports/evaluation/dt=<dt>/<job>/``; the challenger's package
-version points to the report's model-quality statistics (:func:`model_metrics`). Plain functions of the
-run; the only I/O is through clients the caller passes.
+version points to the report's model-quality statistics (:func:`model_metrics`). The job's container is
+:func:`evaluation_image_uri`'s: scikit-learn for script-mode models, XGBoost when a model is a built-in
+XGBoost one. Plain functions of the run; the only I/O is through clients the caller passes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from botocore.exceptions import ClientError
 from sagelake.aws_errors import has_code
 from sagelake.config.settings import INCLUDE_DIR
 from sagelake.lake.layout import Lake, check_dt, split_s3_uri
+from sagelake.ml.images import sklearn_image_uri, xgboost_image_uri
 
 EVALUATION_DIR = INCLUDE_DIR / "evaluation"
 EVALUATION_SCRIPT = EVALUATION_DIR / "evaluate.py"
@@ -28,6 +30,48 @@ METRICS_FILE = "metrics.json"
 MODEL_QUALITY_FILE = "model_quality.json"
 CHAMPION_MODEL_QUALITY_FILE = "champion_model_quality.json"
 REPORT_FILE = "report.html"
+
+
+class EvaluationImageError(ValueError):
+    """No SageMaker container can score this pair of models together; the message names the fix."""
+
+
+def evaluation_image_uri(
+    region: str,
+    instance_type: str,
+    *,
+    challenger_builtin_xgboost: bool,
+    champion_builtin_xgboost: bool | None = None,
+    local: bool = False,
+) -> str:
+    """The evaluation job's container image for this pair of models.
+
+    No built-in XGBoost model: the scikit-learn container (:func:`sagelake.ml.images.sklearn_image_uri`),
+    which loads the script-mode ``model.joblib``. A built-in XGBoost model (``xgboost-model``; the champion
+    ``None`` when there is none): the XGBoost 1.7-1 container (:func:`sagelake.ml.images.xgboost_image_uri`),
+    which has xgboost, and scikit-learn, pandas, pyarrow and matplotlib for the script itself.
+
+    A *mixed* pair (one built-in XGBoost, one script-mode model) is refused on AWS: the 1.7-1 container runs
+    Python 3.8, whose newest scikit-learn is 1.3, and cannot load the script-mode model pickled by
+    scikit-learn 1.4; the scikit-learn container has no xgboost. With ``local=True`` the local processing
+    runner runs the script on this interpreter, which has both, so the XGBoost image is only recorded.
+    """
+    kinds = {"challenger": challenger_builtin_xgboost}
+    if champion_builtin_xgboost is not None:
+        kinds["champion"] = champion_builtin_xgboost
+    if not any(kinds.values()):
+        return sklearn_image_uri(region, instance_type)
+    if not all(kinds.values()) and not local:
+        builtin = next(name for name, is_builtin in kinds.items() if is_builtin)
+        script = next(name for name, is_builtin in kinds.items() if not is_builtin)
+        raise EvaluationImageError(
+            f"the {builtin} is a built-in XGBoost model and the {script} a script-mode scikit-learn model: "
+            "no SageMaker container scores both (the XGBoost 1.7-1 image runs Python 3.8 and cannot load a "
+            "scikit-learn 1.4 model; the scikit-learn image has no xgboost). Fix: train the challenger the "
+            "way the champion serving production was trained (both script mode or both built-in XGBoost), "
+            "or pass evaluation_request an image_uri with xgboost 1.7 and scikit-learn 1.4"
+        )
+    return xgboost_image_uri(region)
 
 
 def input_path(name: str) -> str:
@@ -95,7 +139,7 @@ def evaluation_request(
     threshold: float = 0.5,
     max_runtime_s: int = 3600,
 ) -> dict[str, Any]:
-    """A CreateProcessingJob request: ``evaluate.py`` in the scikit-learn container.
+    """A CreateProcessingJob request: ``evaluate.py`` in ``image_uri`` (:func:`evaluation_image_uri`).
 
     ``code_uri`` is the uploaded script (:func:`publish_evaluation_code`); ``challenger_model_uri`` and
     ``champion_model_uri`` (optional: no champion yet) are ``model.tar.gz`` URIs; ``holdout_uri`` is the
@@ -178,9 +222,11 @@ def read_report(s3: Any, report_uri: str) -> dict[str, Any]:
     return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
-def serving_model_url(sagemaker: Any, endpoint_name: str) -> str | None:
-    """The champion: ``ModelDataUrl`` of the model endpoint ``endpoint_name`` serves (its first variant's);
-    ``None`` when there is no such endpoint yet (SageMaker answers ``ValidationException``)."""
+def serving_model_container(sagemaker: Any, endpoint_name: str) -> dict[str, Any] | None:
+    """The champion's container: ``PrimaryContainer`` (else the first of ``Containers``) of the model the
+    endpoint ``endpoint_name`` serves (its first variant's); ``None`` when there is no such endpoint yet
+    (SageMaker answers ``ValidationException``). ``sagelake.ml.images.is_builtin_xgboost_model`` of it
+    tells :func:`evaluation_image_uri` whether the champion is a built-in XGBoost model."""
     try:
         endpoint = sagemaker.describe_endpoint(EndpointName=endpoint_name)
     except ClientError as error:
@@ -189,5 +235,4 @@ def serving_model_url(sagemaker: Any, endpoint_name: str) -> str | None:
         raise
     config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
     model = sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
-    container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
-    return container.get("ModelDataUrl")
+    return dict(model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0])

@@ -16,13 +16,13 @@ from botocore.exceptions import ClientError
 from sagelake.aws_errors import has_code
 from sagelake.config.target import is_local
 from sagelake.lake import profiles
+from sagelake.lake.links import report_link
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import TaskInstanceKey
     from airflow.sdk import BaseOperator, Context
 
 REPORT_URL_KEY = "profile_report_url"
-REPORT_LINK_SECONDS = 7 * 24 * 3600  # a presigned URL's longest life
 
 
 class ProfileReportLink(BaseOperatorLink):
@@ -196,13 +196,8 @@ class DataBrewProfileOperator(GlueDataBrewStartJobOperator):
     def _report_url(self, s3: Any, keys: profiles.ProfileKeys) -> str:
         """On AWS the report's S3 console page; locally a presigned URL the control plane serves (its
         objects are private, as on AWS), valid for a week."""
-        if not is_local():
-            return profiles.console_url(keys.bucket, keys.report_key, self.hook.conn_region_name)
-        return s3.generate_presigned_url(
-            "get_object",
-            Params={"Bucket": keys.bucket, "Key": keys.report_key},
-            ExpiresIn=REPORT_LINK_SECONDS,
-        )
+        uri = f"s3://{keys.bucket}/{keys.report_key}"
+        return report_link(s3, uri, self.hook.conn_region_name, local=is_local())
 
     def _store(
         self, context: Context, keys: profiles.ProfileKeys, profile: profiles.Profile

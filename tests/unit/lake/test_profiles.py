@@ -13,6 +13,7 @@ import jsonschema
 import pytest
 
 from sagelake.lake import profiles
+from sagelake.lake.links import console_url
 from sagelake.lake.profiles import ColumnProfile, Profile, ValueCount
 
 SAMPLE = Path(__file__).with_name("databrew_profile_output.json")
@@ -141,7 +142,7 @@ class TestLayout:
 
     def test_console_url(self) -> None:
         key = "profiles/d/dt=2026-03-01/version=v/report.html"
-        console = profiles.console_url("lake", key, "eu-west-1")
+        console = console_url("lake", key, "eu-west-1")
         assert console == f"https://s3.console.aws.amazon.com/s3/object/lake?region=eu-west-1&prefix={key}"
 
 

@@ -1,5 +1,6 @@
 """The evaluation step's requests: a valid CreateProcessingJob (botocore's model) with and without a
-champion, the report's place in the lake, and ModelMetrics valid for CreateModelPackage."""
+champion, the container image for each pair of model kinds, the report's place in the lake, and
+ModelMetrics valid for CreateModelPackage."""
 
 from __future__ import annotations
 
@@ -8,13 +9,21 @@ from botocore.exceptions import ClientError, ParamValidationError
 
 from sagelake.ml.evaluation import (
     EVALUATION_SCRIPT,
+    EvaluationImageError,
+    evaluation_image_uri,
     evaluation_request,
     model_metrics,
     output_files_to_xcom,
     publish_evaluation_code,
     report_files,
     report_prefix,
-    serving_model_url,
+    serving_model_container,
+)
+from sagelake.ml.images import (
+    is_builtin_xgboost_model,
+    is_xgboost_image,
+    sklearn_image_uri,
+    xgboost_image_uri,
 )
 from tests.support.constants import SAGEMAKER_ROLE_ARN, SKLEARN_IMAGE_URI
 from tests.support.pipeline import DT, validate
@@ -147,8 +156,9 @@ def test_the_script_is_published_content_addressed_and_idempotently() -> None:
 class FakeSageMaker:
     """DescribeEndpoint → DescribeEndpointConfig → DescribeModel, as SageMaker answers them."""
 
-    def __init__(self, endpoints: dict[str, str]) -> None:
+    def __init__(self, endpoints: dict[str, str], images: dict[str, str] | None = None) -> None:
         self.endpoints = endpoints  # endpoint -> model data URL
+        self.images = images or {}  # endpoint -> model image (default: the scikit-learn one)
 
     def describe_endpoint(self, EndpointName: str) -> dict:
         if EndpointName not in self.endpoints:
@@ -160,10 +170,70 @@ class FakeSageMaker:
         return {"ProductionVariants": [{"ModelName": EndpointConfigName.replace("cfg-", "model-")}]}
 
     def describe_model(self, ModelName: str) -> dict:
-        return {"PrimaryContainer": {"ModelDataUrl": self.endpoints[ModelName.removeprefix("model-")]}}
+        endpoint = ModelName.removeprefix("model-")
+        image = self.images.get(endpoint, SKLEARN_IMAGE_URI)
+        return {"PrimaryContainer": {"Image": image, "ModelDataUrl": self.endpoints[endpoint]}}
 
 
 def test_the_champion_is_the_model_the_endpoint_serves_or_none() -> None:
     sagemaker = FakeSageMaker({"sagelake-churn": CHAMPION})
-    assert serving_model_url(sagemaker, "sagelake-churn") == CHAMPION
-    assert serving_model_url(sagemaker, "other") is None
+    assert serving_model_container(sagemaker, "sagelake-churn")["ModelDataUrl"] == CHAMPION
+    assert serving_model_container(sagemaker, "other") is None
+
+
+def test_the_champions_container_tells_whether_it_is_a_builtin_xgboost_model() -> None:
+    xgboost = xgboost_image_uri("us-east-1")
+    sagemaker = FakeSageMaker({"script": CHAMPION, "builtin": CHAMPION}, {"builtin": xgboost})
+    assert serving_model_container(sagemaker, "builtin") == {"Image": xgboost, "ModelDataUrl": CHAMPION}
+    assert is_builtin_xgboost_model(serving_model_container(sagemaker, "builtin"))
+    assert not is_builtin_xgboost_model(serving_model_container(sagemaker, "script"))
+    assert serving_model_container(sagemaker, "other") is None
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1"])
+@pytest.mark.parametrize("champion", [None, False])
+def test_script_mode_models_are_evaluated_in_the_scikit_learn_container(region, champion) -> None:
+    uri = evaluation_image_uri(
+        region, "ml.m5.large", challenger_builtin_xgboost=False, champion_builtin_xgboost=champion
+    )
+    assert uri == sklearn_image_uri(region, "ml.m5.large") and f".{region}." in uri
+    assert not is_xgboost_image(uri)
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1"])
+@pytest.mark.parametrize("champion", [None, True])
+def test_builtin_xgboost_models_are_evaluated_in_the_xgboost_container(region, champion) -> None:
+    uri = evaluation_image_uri(
+        region, "ml.m5.large", challenger_builtin_xgboost=True, champion_builtin_xgboost=champion
+    )
+    assert uri == xgboost_image_uri(region) and uri.endswith(":1.7-1") and f".{region}." in uri
+    assert is_xgboost_image(uri)
+
+
+@pytest.mark.parametrize(
+    ("challenger", "champion", "builtin", "script"),
+    [(True, False, "challenger", "champion"), (False, True, "champion", "challenger")],
+)
+def test_a_mixed_pair_is_refused_on_aws_naming_the_fix(challenger, champion, builtin, script) -> None:
+    with pytest.raises(EvaluationImageError) as raised:
+        evaluation_image_uri(
+            "us-east-1",
+            "ml.m5.large",
+            challenger_builtin_xgboost=challenger,
+            champion_builtin_xgboost=champion,
+        )
+    message = str(raised.value)
+    assert f"the {builtin} is a built-in XGBoost model and the {script} a script-mode" in message
+    assert "scikit-learn 1.4" in message and "Fix: train the challenger the way the champion" in message
+
+
+def test_a_mixed_pair_runs_locally_where_one_interpreter_has_both() -> None:
+    for challenger, champion in ((True, False), (False, True)):
+        uri = evaluation_image_uri(
+            "us-east-1",
+            "ml.m5.large",
+            challenger_builtin_xgboost=challenger,
+            champion_builtin_xgboost=champion,
+            local=True,
+        )
+        assert uri == xgboost_image_uri("us-east-1")

@@ -18,6 +18,7 @@ from airflow.sdk.exceptions import AirflowException, TaskDeferred
 from botocore.exceptions import ClientError
 
 from sagelake.lake import profiles
+from sagelake.lake.links import console_url
 from sagelake.operators import databrew as module
 from sagelake.operators.databrew import (
     REPORT_URL_KEY,
@@ -155,7 +156,7 @@ def test_aws_completion_converts_the_output_and_writes_the_profile(fakes, contex
     result = operator().execute_complete(context, {"status": "success", "run_id": "db_run_1"})
 
     assert result["engine"] == "databrew" and result["profile"] == keys.uri(keys.profile_key)
-    assert result["report_url"] == profiles.console_url("lake", keys.report_key, REGION)
+    assert result["report_url"] == console_url("lake", keys.report_key, REGION)
     stored = fakes.s3.objects[("lake", keys.profile_key)]
     assert stored["ContentType"] == "application/json"
     profile = profiles.from_document(json.loads(stored["Body"]))
