@@ -44,7 +44,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Param, TriggerRule, dag, task
 
 from sagelake.config.params import pipeline_params
-from sagelake.config.settings import AWS_CONN_ID, CHECKS_DIR, GLUE_SCRIPT, SQL_DIR
+from sagelake.config.settings import AWS_CONN_ID, CHECKS_DIR, GLUE_SCRIPT, SQL_DIR, deployment_settings
 from sagelake.lake.assets import curated_features
 from sagelake.lake.contracts import load_contracts, to_job_argument
 from sagelake.ml.aws_requests import glue_job_kwargs
@@ -216,7 +216,7 @@ def churn_prepare() -> None:
         job_name="{{ params.glue_job_name }}",
         script_location=str(GLUE_SCRIPT),
         s3_bucket="{{ params.bucket }}",
-        iam_role_name="{{ params.glue_role }}",
+        iam_role_name=deployment_settings()["glue_role"],  # not a run param
         replace_script_file=True,
         update_config=True,
         create_job_kwargs=glue_job_kwargs(),

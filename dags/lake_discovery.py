@@ -29,7 +29,13 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.sdk import dag, task
 
 from sagelake.config.params import pipeline_params
-from sagelake.config.settings import AWS_CONN_ID, DISCOVERY_SQL_DIR, SQL_DIR, crawler_name
+from sagelake.config.settings import (
+    AWS_CONN_ID,
+    DISCOVERY_SQL_DIR,
+    SQL_DIR,
+    crawler_name,
+    deployment_settings,
+)
 from sagelake.lake.discovery import crawler_config
 from sagelake.operators.athena import QualityCheckOperator
 from sagelake.operators.glue_crawler import SagelakeGlueCrawlerOperator
@@ -99,7 +105,7 @@ def lake_discovery() -> None:
         task_id="crawl_raw",
         config=crawler_config(
             name=CRAWLER,
-            role="{{ params.glue_role }}",
+            role=deployment_settings()["glue_role"],  # not a run param
             database="{{ params.glue_database }}",
             bucket="{{ params.bucket }}",
         ),

@@ -78,3 +78,33 @@ class AirflowApi:
             deserialize="true",
         )
         return entry["value"]
+
+    def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any]) -> dict[str, Any]:
+        """Start a run of ``dag_id`` now, with ``conf`` (its params)."""
+        body = {"dag_run_id": run_id, "logical_date": None, "conf": conf}
+        return self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
+
+    def set_variable(self, key: str, value: str) -> None:
+        """Create or replace the Airflow Variable ``key``."""
+        body = {"key": key, "value": value}
+        try:
+            self._request("PATCH", f"/api/v2/variables/{urllib.parse.quote(key)}", body)
+        except AirflowApiError as error:
+            if "404" not in str(error):
+                raise
+            self._request("POST", "/api/v2/variables", body)
+
+    def _hitl_path(self, dag_id: str, run_id: str, task_id: str) -> str:
+        run = urllib.parse.quote(run_id, safe="")
+        return f"/api/v2/dags/{dag_id}/dagRuns/{run}/taskInstances/{task_id}/-1/hitlDetails"
+
+    def hitl_detail(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
+        """The human-in-the-loop request of a task (what the Required Actions page shows)."""
+        return self.get(self._hitl_path(dag_id, run_id, task_id))
+
+    def respond(
+        self, dag_id: str, run_id: str, task_id: str, option: str, params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Answer a human-in-the-loop request as the logged-in user (``PATCH …/hitlDetails``)."""
+        body = {"chosen_options": [option], "params_input": params or {}}
+        return self._request("PATCH", self._hitl_path(dag_id, run_id, task_id), body)

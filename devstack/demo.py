@@ -28,10 +28,12 @@ PREPARE, TRAIN, SQS_EVENTS = "churn_prepare", "churn_train_deploy", "eventbridge
 PROFILE, WAREHOUSE = "lake_profile", "warehouse_load"
 ON_PUBLISH = (TRAIN, PROFILE, WAREHOUSE)  # the DAGs the curated asset event starts
 TERMINAL = {"success", "failed"}
+AWAITING = "awaiting_input"  # a human-in-the-loop task waits for a person (the demo does not answer)
 
 
 def follow(api: AirflowApi, dag_id: str, run_id: str, timeout_s: float) -> str:
-    """Print each task's state changes until the run ends; return the run's final state."""
+    """Print each task's state changes until the run ends (its final state) or waits for a person
+    (``awaiting_input``): the demo stays non-interactive."""
     seen: dict[str, str] = {}
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -41,6 +43,8 @@ def follow(api: AirflowApi, dag_id: str, run_id: str, timeout_s: float) -> str:
             if seen.get(key) != state:
                 seen[key] = state
                 print(f"  [{dag_id}] {key:<32} {state}", flush=True)
+        if AWAITING in seen.values():
+            return AWAITING
         state = api.dag_run(dag_id, run_id)["state"]
         if state in TERMINAL:
             return state
@@ -89,12 +93,33 @@ def format_summary(s: dict[str, Any]) -> str:
             f"    {verdict}  {check['name']:<28} value={check['value']:<10g} {expect:<35}"
             + (f" {scanned} B scanned" if scanned is not None else "")
         )
-    metrics = " ".join(f"{k}={v:.4f}" for k, v in s["model"]["metrics"].items())
+    model, evaluation, decision = s["model"], s["evaluation"], s["decision"]
+    metrics = " ".join(f"{k}={v:.4f}" for k, v in model["metrics"].items())
+    held_out = " ".join(
+        f"{k}={evaluation['challenger'][k]:.4f}"
+        + (f" (champion {evaluation['champion'][k]:.4f})" if evaluation["champion"] else "")
+        for k in ("auc", "log_loss")
+        if k in evaluation["challenger"]
+    )
     lines += [
-        f"  model        {s['model']['training_job']}  {metrics}",
-        f"  mlflow       {s['model']['mlflow']['url']}",
+        f"  tuning       {model['tuning_job']}: {model['trials']} trials; best {model['training_job']}",
+        f"               {metrics}",
+        f"  mlflow       {model['mlflow']['url']}",
+        f"  evaluation   held out: {held_out}" + ("" if evaluation["champion"] else "  (no champion yet)"),
+        f"               report: {evaluation['report']}",
+        f"               open: {evaluation['report_url']}",
+        f"  decision     {decision['outcome']}: {'; '.join(decision['reasons'])}",
+    ]
+    if decision["waiting"]:
+        lines.append(f"               waiting for a person: approve or reject at {decision['where']}")
+    elif decision["outcome"] == "ask":
+        lines.append(f"               a person answered at {decision['where']}")
+    else:
+        lines.append(f"               when the policy asks, a person answers at {decision['where']}")
+    lines += [
         f"  registered   {s['package']['arn']}  status={s['package']['status']}",
-        f"  endpoint     {s['endpoint']['name']}  ({s['endpoint']['status']})",
+        f"  endpoint     {s['endpoint']['name']}  ({s['endpoint']['status']})"
+        + ("  now serving this model" if decision["deployed"] else "  still serving the champion"),
         f"  prediction   {json.dumps(s['prediction']['output'])}  for {json.dumps(s['prediction']['input'])}",
         f"  profile      {s['profile']['report']}",
         f"               open: {s['profile']['report_url']}",
@@ -102,17 +127,6 @@ def format_summary(s: dict[str, Any]) -> str:
         f"({s['warehouse']['plans']} plans in the analytics join)",
     ]
     return "\n".join(lines)
-
-
-def invoke(runtime: Any, endpoint: str, instance: dict[str, Any]) -> dict[str, Any]:
-    """One prediction from ``endpoint`` for ``instance``."""
-    response = runtime.invoke_endpoint(
-        EndpointName=endpoint,
-        ContentType="application/json",
-        Accept="application/json",
-        Body=json.dumps({"instances": [instance]}),
-    )
-    return json.loads(response["Body"].read())["predictions"][0]
 
 
 def webhook_url(stack: local_stack.Stack) -> str:
@@ -138,7 +152,7 @@ class DemoClients:
 
 def start_stack() -> DemoClients:
     """Start the local stack and make AWS clients (control plane, endpoint server) and an Airflow client."""
-    from sagelake.config.settings import default_params
+    from sagelake.config.settings import default_params, deployment_settings
 
     stack = local_stack.Stack()
     print(f"starting the local stack in {stack.local_dir} …", flush=True)
@@ -155,7 +169,7 @@ def start_stack() -> DemoClients:
         api=AirflowApi(stack.airflow_url, local_stack.LOCAL_USER, local_stack.LOCAL_PASSWORD),
         lake=Lake(str(params["bucket"])),
         database=str(params["glue_database"]),
-        endpoint_name=str(params["endpoint_name"]),
+        endpoint_name=deployment_settings()["endpoint_name"],
     )
 
 
@@ -212,7 +226,7 @@ def follow_pipeline(
     for dag_id, run_id in runs.items():
         print(f"{dag_id} run {run_id} started by the curated asset event", flush=True)
     for dag_id, run_id in runs.items():
-        if follow(api, dag_id, run_id, timeout_s) != "success":
+        if follow(api, dag_id, run_id, timeout_s) not in ("success", AWAITING):
             print(f"error: {dag_id} failed; see the Airflow UI at {airflow_url}", file=sys.stderr)
             return None
     return runs
@@ -221,7 +235,7 @@ def follow_pipeline(
 def build_summary(clients: DemoClients, dt: str, prepare_run: str, runs: dict[str, str]) -> dict[str, Any]:
     """The end-of-demo summary, read back from the runs, the lake, the control plane and the endpoint."""
     from sagelake.lake.publish import published_location
-    from sagelake.ml.lifecycle import sample_instances
+    from sagelake.ml.lifecycle import invoke_with_rows
 
     api, s3, sagemaker = clients.api, clients.s3, clients.sagemaker
     announced = api.xcom(PREPARE, prepare_run, "publish_partition")  # {dt, version, location}
@@ -232,27 +246,49 @@ def build_summary(clients: DemoClients, dt: str, prepare_run: str, runs: dict[st
         if ti["task_id"].startswith("check_")
     ]
     train_run = runs[TRAIN]
-    evaluation = {
-        key: api.xcom(TRAIN, train_run, "evaluate", key) for key in ("training_job", "metrics", "mlflow")
-    }
-    approval = api.xcom(TRAIN, train_run, "approve")
+    best = api.xcom(TRAIN, train_run, "best_model")
+    tuning = api.xcom(TRAIN, train_run, "tune")["Tuning"]
+    decision = api.xcom(TRAIN, train_run, "decide")
+    states = {ti["task_id"]: ti["state"] for ti in api.task_instances(TRAIN, train_run)}
     profile = api.xcom(PROFILE, runs[PROFILE], "profile_churn_features")
     analytics = api.xcom(WAREHOUSE, runs[WAREHOUSE], "report")
-    package = sagemaker.describe_model_package(ModelPackageName=approval["model_package_arn"])
+    package = sagemaker.describe_model_package(ModelPackageName=decision["model_package_arn"])
     endpoint = sagemaker.describe_endpoint(EndpointName=clients.endpoint_name)
-    instance = sample_instances(s3, announced["location"], n=1)[0]
+    name, location = endpoint["EndpointName"], announced["location"]
+    answer = invoke_with_rows(sagemaker, clients.runtime, s3, name, location, n=1)
+    airflow = clients.stack.airflow_url
     return {
         "dt": dt,
         "version": announced["version"],
         "etl": read_etl_metrics(s3, metrics_location),
         "checks": sorted(checks, key=lambda c: c["name"]),
-        "model": evaluation,
-        "package": {"arn": package["ModelPackageArn"], "status": package["ModelApprovalStatus"]},
-        "endpoint": {"name": endpoint["EndpointName"], "status": endpoint["EndpointStatus"]},
-        "prediction": {
-            "input": instance,
-            "output": invoke(clients.runtime, endpoint["EndpointName"], instance),
+        "model": {
+            "training_job": best["training_job"],
+            "metrics": best["metrics"],
+            "mlflow": best["mlflow"],
+            "trials": tuning["TrainingJobStatusCounters"].get("Completed", 0),
+            "tuning_job": tuning["HyperParameterTuningJobName"],
         },
+        "evaluation": {
+            "report": api.xcom(TRAIN, train_run, "track_evaluation", "report_html"),
+            "report_url": api.xcom(TRAIN, train_run, "track_evaluation", "report_url"),
+            "challenger": decision["challenger"],
+            "champion": decision["champion"],
+        },
+        "decision": {
+            "outcome": decision["outcome"],
+            "reasons": decision["reasons"],
+            "waiting": states.get("ask_a_person") == AWAITING,
+            "where": f"{airflow}/dags/{TRAIN}/runs/{train_run}/tasks/ask_a_person/required_actions",
+            "deployed": states.get("deploy") == "success",
+        },
+        "package": {
+            "arn": package["ModelPackageArn"],
+            "status": package["ModelApprovalStatus"],
+            "description": package.get("ApprovalDescription", ""),
+        },
+        "endpoint": {"name": endpoint["EndpointName"], "status": endpoint["EndpointStatus"]},
+        "prediction": {"input": answer["instance"], "output": answer["prediction"]},
         "profile": {"report_url": profile["report_url"], "report": profile["report"]},
         "warehouse": {
             "customers": sum(int(row["customers"]) for row in analytics if row["dt"] == dt),

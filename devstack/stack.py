@@ -354,7 +354,7 @@ def bootstrap_control_plane(
 
 def up(stack: Stack) -> None:
     """Start (or keep) the three services and wait until each answers."""
-    from sagelake.config.settings import default_params
+    from sagelake.config.settings import default_params, deployment_settings
     from sagelake.local.java import find_java_home
 
     find_java_home()  # fail early, with its one-line advice, rather than in the Glue task
@@ -367,7 +367,7 @@ def up(stack: Stack) -> None:
         f"{stack.control_plane_url}/moto-api/", "control plane", 60, stack.log_file("control-plane"), pid
     )
     params = default_params()
-    roles = (str(params["glue_role"]), str(params["sagemaker_role"]))
+    roles = (deployment_settings()["glue_role"], deployment_settings()["sagemaker_role"])
     queue_url = bootstrap_control_plane(stack.control_plane_url, str(params["bucket"]), roles)
 
     module = [

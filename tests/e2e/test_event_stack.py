@@ -14,50 +14,11 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.support.constants import ACCOUNT_ID
-from tests.support.network import free_port
+from tests.support.live_stack import wait_for_run
 
 pytestmark = pytest.mark.e2e
 
 DT = "2026-11-18"
-
-
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory):
-    from devstack import stack as local_stack
-    from devstack.airflow_api import AirflowApi
-
-    stack = local_stack.Stack(
-        local_dir=tmp_path_factory.mktemp("stack"),
-        ports=local_stack.Ports(control_plane=free_port(), endpoint=free_port(), airflow=free_port()),
-    )
-    try:
-        local_stack.up(stack)
-        session = local_stack.boto3_session()
-        yield {
-            "stack": stack,
-            "api": AirflowApi(stack.airflow_url, local_stack.LOCAL_USER, local_stack.LOCAL_PASSWORD),
-            "s3": session.client("s3", endpoint_url=stack.control_plane_url),
-            "sqs": session.client("sqs", endpoint_url=stack.control_plane_url),
-        }
-    finally:
-        local_stack.down(stack)
-
-
-def wait_for_run(api, dag_id: str, run_id: str, timeout_s: float) -> dict:
-    """The run once it exists and has finished (or the last state seen at the deadline)."""
-    from devstack.airflow_api import AirflowApiError
-
-    deadline, run = time.monotonic() + timeout_s, {}
-    while time.monotonic() < deadline:
-        try:
-            run = api.dag_run(dag_id, run_id)
-        except AirflowApiError as error:
-            if "404" not in str(error):
-                raise
-        if run.get("state") in ("success", "failed"):
-            return run
-        time.sleep(3)
-    return run
 
 
 def rejected_bodies(api, timeout_s: float) -> list[str]:

@@ -59,6 +59,10 @@ class Lake:
     def model_output(self) -> str:
         return self.uri("models/churn/")
 
+    def training_data(self, dt: str, run: str) -> str:
+        """One run's training channels and held-out rows (scratch: expired by the lake's lifecycle)."""
+        return self.uri(f"training/churn/dt={check_dt(dt)}/run={run}/")
+
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/key`` → ``(bucket, key)``; raise on anything else."""

@@ -90,6 +90,17 @@ def published(glue: Any, database: str, table: str, dt: str) -> Published | None
     )
 
 
+def published_partitions(glue: Any, database: str, table: str) -> dict[str, str]:
+    """dt → location of every published partition of ``database.table`` (what readers see), by dt."""
+    pages = glue.get_paginator("get_partitions").paginate(DatabaseName=database, TableName=table)
+    found = {
+        check_dt(partition["Values"][0]): partition["StorageDescriptor"]["Location"]
+        for page in pages
+        for partition in page.get("Partitions", [])
+    }
+    return dict(sorted(found.items()))
+
+
 def published_location(glue: Any, database: str, table: str, dt: str) -> str:
     """Where readers find partition ``dt`` of ``table``; :class:`NotPublishedError` if nowhere yet."""
     found = published(glue, database, table, dt)

@@ -28,6 +28,8 @@ from sagelake.lake.layout import Lake, split_s3_uri
 
 MANAGED_RULE_PREFIX = "sagelake-"
 MANAGED_SID_PREFIX = "Sagelake"
+# where spot training jobs checkpoint (sagelake.ml.spot.checkpoint_uri): left behind by finished jobs
+CHECKPOINTS_PREFIX = "checkpoints/"
 TLS_ONLY_SID = "SagelakeDenyInsecureTransport"
 PUBLIC_ACCESS_BLOCK = {
     "BlockPublicAcls": True,
@@ -50,6 +52,7 @@ class LakePolicy:
     kms_key_id: str = ""
     require_tls: bool = True
     bytes_scanned_cutoff: int = 10 * 1024**3
+    scratch_expiry_days: int = 30
 
     @classmethod
     def from_settings(cls) -> LakePolicy:
@@ -154,6 +157,15 @@ def lifecycle_rules(lake: Lake, policy: LakePolicy) -> list[dict[str, Any]]:
             "Filter": {"Prefix": results},
             "Expiration": {"Days": policy.athena_results_expiry_days},
         },
+        *(
+            {
+                "ID": f"{MANAGED_RULE_PREFIX}{prefix.rstrip('/')}-expiry",
+                "Status": "Enabled",
+                "Filter": {"Prefix": prefix},
+                "Expiration": {"Days": policy.scratch_expiry_days},
+            }
+            for prefix in (top_prefix(lake.training_data(any_dt, "r")), CHECKPOINTS_PREFIX)
+        ),
         {
             "ID": f"{MANAGED_RULE_PREFIX}abort-incomplete-multipart-uploads",
             "Status": "Enabled",

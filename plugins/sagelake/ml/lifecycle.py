@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sagelake.lake.layout import Lake, check_dt, split_s3_uri
-from sagelake.ml.artifacts import beside_model, output_tar_uri, package_source_dir, read_evaluation
+from sagelake.ml.artifacts import package_source_dir
 
 
 class NoPartitionError(ValueError):
@@ -42,24 +42,6 @@ def publish_source_dir(s3: Any, lake: Lake, source_dir: Path) -> str:
     return uri
 
 
-def publish_evaluation(s3: Any, training: dict[str, Any]) -> dict[str, Any]:
-    """Read the training job's ``evaluation.json``, store it beside the model, return its summary."""
-    model_url = training["ModelArtifacts"]["S3ModelArtifacts"]
-    evaluation = read_evaluation(s3, output_tar_uri(model_url))
-    uri = beside_model(model_url, "evaluation.json")
-    bucket, key = split_s3_uri(uri)
-    s3.put_object(
-        Bucket=bucket, Key=key, Body=json.dumps(evaluation, indent=2).encode(), ContentType="application/json"
-    )
-    return {
-        "training_job": training["TrainingJobName"],
-        "image_uri": training["AlgorithmSpecification"]["TrainingImage"],
-        "model_url": model_url,
-        "evaluation_uri": uri,
-        "metrics": {k: float(v) for k, v in evaluation["metrics"].items()},
-    }
-
-
 def package_container(sagemaker: Any, package_arn: str) -> tuple[dict[str, Any], str]:
     """The first inference container of a model package and the package's approval status."""
     package = sagemaker.describe_model_package(ModelPackageName=package_arn)
@@ -72,6 +54,48 @@ def package_version(package_arn: str) -> int:
     if not tail.isdigit():
         raise ValueError(f"not a versioned model package ARN: {package_arn!r}")
     return int(tail)
+
+
+def invoke_with_rows(
+    sagemaker: Any, runtime: Any, s3: Any, endpoint_name: str, rows_uri: str, n: int = 3
+) -> dict[str, Any]:
+    """Invoke ``endpoint_name`` with the first ``n`` feature rows under ``rows_uri`` in the protocol of the
+    model it serves (built-in XGBoost: ``text/csv``; script mode: JSON instances); check the answer."""
+    from sagelake.ml.evaluation import serving_model_container
+    from sagelake.ml.images import is_builtin_xgboost_model
+
+    container = serving_model_container(sagemaker, endpoint_name)
+    if container is None:
+        raise ValueError(f"endpoint {endpoint_name} does not exist: nothing to smoke-test")
+    instances = sample_instances(s3, rows_uri, n)
+    if is_builtin_xgboost_model(container):
+        import pandas as pd
+
+        from sagelake.ml.training_data import serving_csv
+
+        response = runtime.invoke_endpoint(
+            EndpointName=endpoint_name, ContentType="text/csv", Body=serving_csv(pd.DataFrame(instances))
+        )
+        text = response["Body"].read().decode()
+        scores = [float(v) for v in text.replace("\n", ",").split(",") if v.strip()]
+        predictions = check_predictions(
+            {"predictions": [{"churn_probability": v} for v in scores]}, len(instances)
+        )
+    else:
+        response = runtime.invoke_endpoint(
+            EndpointName=endpoint_name,
+            ContentType="application/json",
+            Accept="application/json",
+            Body=json.dumps({"instances": instances}),
+        )
+        predictions = check_predictions(json.loads(response["Body"].read()), len(instances))
+    return {
+        "endpoint": endpoint_name,
+        "model": container.get("ModelDataUrl"),
+        "instance": instances[0],
+        "prediction": predictions[0],
+        "variant": response.get("InvokedProductionVariant"),
+    }
 
 
 def sample_instances(s3: Any, location: str, n: int = 3) -> list[dict[str, Any]]:

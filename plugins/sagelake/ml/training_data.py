@@ -14,6 +14,13 @@ model trained on one window answers requests encoded by :func:`to_csv_rows` at s
 
 The **window** (:func:`choose_window`) is the last N published partitions up to the run's day; its newest
 day (or a fixed, hash-chosen share of that day's customers) is held out for evaluation and never trained on.
+
+:func:`prepare_channels` writes the built-in algorithm's two channels (``validation`` = the held-out rows).
+:func:`prepare_training_data` is what the pipeline uses: the held-out rows go to a separate ``holdout``
+Parquet folder that only the evaluation job reads, a fixed hash-chosen share of the *training* rows is
+the ``validation`` channel the tuning objective is measured on, and the training channels come in either
+layout — ``csv`` (built-in XGBoost: ``train`` + ``validation`` CSV) or ``parquet`` (script mode: one
+``train`` Parquet file with named columns; the script splits its own validation rows).
 """
 
 from __future__ import annotations
@@ -46,6 +53,8 @@ ONE_HOT_FEATURES: tuple[str, ...] = tuple(
 )
 CSV_FEATURE_COLUMNS: tuple[str, ...] = NUMERIC_FEATURES + ONE_HOT_FEATURES
 CHANNELS = ("train", "validation")
+LAYOUTS = ("csv", "parquet")
+HOLDOUT = "holdout"
 
 
 class TrainingDataError(ValueError):
@@ -246,17 +255,10 @@ def write_channels(s3: Any, matrices: Mapping[str, pd.DataFrame], root_uri: str)
     Other objects under a channel's prefix are deleted first: SageMaker would read them as data.
     """
     root = root_uri.rstrip("/")
-    bucket, _ = split_s3_uri(root + "/")
     uris = {}
     for channel, matrix in matrices.items():
-        prefix_uri = f"{root}/{channel}/"
-        _, prefix = split_s3_uri(prefix_uri)
-        key = f"{prefix}{channel}.csv"
-        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        for stale in [o["Key"] for page in pages for o in page.get("Contents", []) if o["Key"] != key]:
-            s3.delete_object(Bucket=bucket, Key=stale)
-        s3.put_object(Bucket=bucket, Key=key, Body=to_csv_rows(matrix), ContentType="text/csv")
-        uris[channel] = prefix_uri
+        uris[channel] = f"{root}/{channel}/"
+        _put_only(s3, uris[channel], f"{channel}.csv", to_csv_rows(matrix), "text/csv")
     return uris
 
 
@@ -276,3 +278,132 @@ def prepare_channels(
     matrices = split_window(frames, window)
     uris = write_channels(s3, matrices, root_uri)
     return ChannelSet(uris=uris, rows={k: len(v) for k, v in matrices.items()}, window=window)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What :func:`prepare_training_data` wrote: channel → S3 prefix, the holdout prefix, row counts."""
+
+    channels: dict[str, str]
+    holdout_uri: str
+    rows: dict[str, int]
+    window: TrainingWindow
+    layout: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary (XCom): channels, holdout, rows, layout and the window's days."""
+        return {
+            "channels": dict(self.channels),
+            "holdout_uri": self.holdout_uri,
+            "rows": dict(self.rows),
+            "layout": self.layout,
+            "train_days": sorted(self.window.train),
+            "holdout_day": self.window.newest,
+            "holdout_share": self.window.holdout_share,
+        }
+
+
+def split_training_rows(
+    frames: Mapping[str, pd.DataFrame], window: TrainingWindow, validation_share: float
+) -> dict[str, pd.DataFrame]:
+    """Feature rows by day → ``{"train", "validation", "holdout"}`` frames (named columns, label included).
+
+    ``holdout``: the held-out rows of the newest day (:func:`holdout_mask`); ``validation``: the rows of
+    the other rows whose ``sha256(validation/dt/key)`` falls below ``validation_share`` (0: none); ``train``:
+    the rest. The three never share a row; the same window gives the same rows on every run.
+    """
+    if not 0 <= validation_share < 1:
+        raise TrainingDataError(f"validation_share={validation_share}: it must be in [0, 1)")
+    missing = [dt for dt in window.days if dt not in frames]
+    if missing:
+        raise TrainingDataError(f"no rows read for day(s) {missing} of the window")
+    parts: dict[str, list[pd.DataFrame]] = {"train": [], "validation": [], HOLDOUT: []}
+    for dt in window.days:
+        frame = frames[dt].sort_values(KEY, kind="stable").reset_index(drop=True)
+        held = holdout_mask(frame[KEY], dt, window.holdout_share) if dt in window.holdout else None
+        if held is not None:
+            parts[HOLDOUT].append(frame[held])
+        if dt not in window.train:
+            continue
+        rest = frame if held is None else frame[~held].reset_index(drop=True)
+        checked = holdout_mask(rest[KEY], f"validation/{dt}", validation_share) if validation_share else None
+        if checked is None:
+            parts["train"].append(rest)
+        else:
+            parts["validation"].append(rest[checked])
+            parts["train"].append(rest[~checked])
+    split = {
+        name: pd.concat(frames_, ignore_index=True) if frames_ else pd.DataFrame()
+        for name, frames_ in parts.items()
+    }
+    for name in ("train", HOLDOUT) + (("validation",) if validation_share else ()):
+        if split[name].empty:
+            raise TrainingDataError(
+                f"the {name} rows of window {window.days} are empty: widen the window or change "
+                f"holdout_share={window.holdout_share} / validation_share={validation_share}"
+            )
+    return split
+
+
+def _put_only(s3: Any, prefix_uri: str, name: str, body: bytes, content_type: str) -> None:
+    """Make ``<prefix>/<name>`` the only object under ``prefix_uri`` (SageMaker reads all of a prefix)."""
+    bucket, prefix = split_s3_uri(prefix_uri)
+    key = f"{prefix}{name}"
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    for stale in [o["Key"] for page in pages for o in page.get("Contents", []) if o["Key"] != key]:
+        s3.delete_object(Bucket=bucket, Key=stale)
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
+
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    body = io.BytesIO()
+    frame.to_parquet(body, index=False)
+    return body.getvalue()
+
+
+def prepare_training_data(
+    s3: Any,
+    published: Mapping[str, str],
+    root_uri: str,
+    *,
+    days: int,
+    layout: str,
+    as_of: str | None = None,
+    holdout_share: float = 0.25,
+    validation_share: float = 0.2,
+    min_days: int = 1,
+) -> TrainingData:
+    """Choose the window, split it (:func:`split_training_rows`) and write under ``root_uri``:
+    ``holdout/holdout.parquet`` always; ``layout="csv"``: ``train/train.csv`` and
+    ``validation/validation.csv`` (label first, no header); ``layout="parquet"``: ``train/train.parquet``
+    holding the training *and* validation rows (the script-mode entry point splits its own)."""
+    if layout not in LAYOUTS:
+        raise TrainingDataError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
+    window = choose_window(published, days, as_of=as_of, holdout_share=holdout_share, min_days=min_days)
+    frames = {dt: read_partition(s3, location) for dt, location in {**window.train, **window.holdout}.items()}
+    split = split_training_rows(frames, window, validation_share)
+    root = root_uri.rstrip("/")
+    holdout_uri = f"{root}/{HOLDOUT}/"
+    _put_only(
+        s3, holdout_uri, f"{HOLDOUT}.parquet", _parquet_bytes(split[HOLDOUT]), "application/octet-stream"
+    )
+    if layout == "csv":
+        written = {name: labelled_matrix(split[name]) for name in CHANNELS}
+        for name, matrix in written.items():
+            _put_only(s3, f"{root}/{name}/", f"{name}.csv", to_csv_rows(matrix), "text/csv")
+    else:
+        written = {"train": pd.concat([split["train"], split["validation"]], ignore_index=True)}
+        _put_only(
+            s3,
+            f"{root}/train/",
+            "train.parquet",
+            _parquet_bytes(written["train"]),
+            "application/octet-stream",
+        )
+    return TrainingData(
+        channels={name: f"{root}/{name}/" for name in written},
+        holdout_uri=holdout_uri,
+        rows={**{name: len(frame) for name, frame in written.items()}, HOLDOUT: len(split[HOLDOUT])},
+        window=window,
+        layout=layout,
+    )

@@ -16,20 +16,30 @@ from airflow.providers.amazon.aws.operators.sagemaker import (
     SageMakerTrainingOperator,
 )
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import Param
+from airflow.sdk.exceptions import AirflowFailException
 from botocore.exceptions import ClientError
 
 from sagelake.aws_errors import has_code
 from sagelake.config.target import is_local
-from sagelake.ml.approval import Decision, decide, metrics_from_metadata
+from sagelake.ml.approval import (
+    APPROVED,
+    REJECTED,
+    STATUS,
+    models_from_report,
+    person_description,
+    policy_description,
+    record,
+)
 from sagelake.ml.naming import unique_name
+from sagelake.ml.policy import ASK, REJECT, Decision, Policy, decide, limit_to_newest
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 # What SageMaker (and moto, hence the local control plane) answers a Describe* call for an unknown name.
 NOT_FOUND_CODE = "ValidationException"
-APPROVAL_DESCRIPTION_MAX_LEN = 1024  # UpdateModelPackage's ApprovalDescription limit
 
 
 class JobNameTakenError(AirflowFailException):
@@ -147,77 +157,155 @@ class RegisterModelVersionOperator(SageMakerRegisterModelVersionOperator):
         return super().execute(context)
 
 
-def apply_approval_policy(
-    client: Any, model_package_arn: str, *, metric: str, minimum: float
-) -> tuple[Decision, dict[str, float]]:
-    """Decide on a package version from the metrics stored at registration, and record the decision.
+def decide_by_policy(
+    sagemaker: Any,
+    package_arn: str,
+    report: dict[str, Any],
+    *,
+    dt: str,
+    newest_published_dt: str | None,
+    policy: Policy,
+    serving_model: str | None = None,
+) -> Decision:
+    """The policy's decision on a package version from its evaluation report, written to the registry.
 
-    The metrics are the package's ``CustomerMetadataProperties`` ``metric_*`` entries; the version is set
-    ``Approved`` or ``Rejected`` with the reason (see :func:`sagelake.ml.approval.decide`).
+    :func:`sagelake.ml.policy.decide` on the report's challenger and champion, limited to the newest
+    published partition (:func:`sagelake.ml.policy.limit_to_newest`); the version becomes ``Approved``
+    or ``Rejected``, or stays ``PendingManualApproval`` when a person must decide. ``serving_model``: the
+    model production serves; when the report did not score it (no container runs both kinds of model),
+    nothing compares the two and a person decides.
     """
-    package = client.describe_model_package(ModelPackageName=model_package_arn)
-    metrics = metrics_from_metadata(package.get("CustomerMetadataProperties", {}))
-    decision = decide(metrics, metric=metric, minimum=minimum)
-    client.update_model_package(
-        ModelPackageArn=model_package_arn,
-        ModelApprovalStatus=decision.status,
-        ApprovalDescription=decision.reason[:APPROVAL_DESCRIPTION_MAX_LEN],
-    )
-    return decision, metrics
+    challenger, champion = models_from_report(report)
+    if serving_model and champion is None:
+        decision = decide(challenger, {}, policy)  # a champion without metrics: never approved
+        if decision.outcome != REJECT:
+            unscored = f"production serves {serving_model}, which the evaluation did not score: compare"
+            decision = Decision(ASK, [f"{unscored} the two models' reports"])
+    else:
+        decision = decide(challenger, champion, policy)
+    decision = limit_to_newest(decision, dt, newest_published_dt)
+    record(sagemaker, package_arn, STATUS[decision.outcome], policy_description(decision))
+    return decision
 
 
 class ModelApprovalOperator(AwsBaseOperator[SageMakerHook]):
-    """Approve or reject a model package version by policy (its evaluation metric against a minimum).
+    """Approve, reject or ask a person about a model package version, by the approval policy.
 
     Not a provider operator: an ``AwsBaseOperator`` on the provider's ``SageMakerHook``, identical on both
-    targets. The metrics are read from the package's ``CustomerMetadataProperties`` (written at
-    registration). A rejected version is marked ``Rejected`` with the reason and the task is skipped, so
-    downstream deployment is skipped too. Returns the decision for an approved version.
+    targets. Reads the evaluation report (challenger and champion scored on the same held-out rows), applies
+    the deployment's policy (:func:`sagelake.ml.policy.policy_from_airflow`: the Airflow Variable
+    ``sagelake_approval_policy`` over ``SAGELAKE_APPROVAL_*``, never run params) and the newest-partition
+    rule, and records the outcome in the registry (:func:`decide_by_policy`). Returns
+    ``{"outcome": "approve"|"reject"|"ask", "reasons", "model_package_arn", "challenger", "champion"}``;
+    the DAG routes on ``outcome``.
 
     :param model_package_arn: ARN of the model package version to decide on. (templated)
-    :param minimum: the lowest acceptable value of ``metric``; a string is converted to a float; None (the
-        default): the approval policy's floor from deployment configuration — the Airflow Variable
-        ``sagelake_approval_policy``, else ``SAGELAKE_APPROVAL_FLOOR`` / ``SAGELAKE_MIN_AUC`` — never a
-        value a run's trigger can choose. (templated)
-    :param metric: name of the evaluation metric the policy reads (``metric_<name>`` in the metadata).
+    :param report_uri: S3 folder of the evaluation report (its ``metrics.json``). (templated)
+    :param dt: the partition the run trained for. (templated)
+    :param database: Glue database whose ``table`` partitions say which day is the newest published.
         (templated)
+    :param endpoint_name: the production endpoint; the model it serves is the champion the report must
+        have scored, else a person decides. (templated)
+    :param table: the curated table the model trains on.
     """
 
     aws_hook_class = SageMakerHook
-    template_fields: Sequence[str] = aws_template_fields("model_package_arn", "metric", "minimum")
+    template_fields: Sequence[str] = aws_template_fields(
+        "model_package_arn", "report_uri", "dt", "database", "endpoint_name"
+    )
 
     def __init__(
         self,
         *,
         model_package_arn: str,
-        minimum: float | str | None = None,
-        metric: str = "auc",
+        report_uri: str,
+        dt: str,
+        database: str,
+        endpoint_name: str,
+        table: str = "churn_features",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.model_package_arn = model_package_arn
-        self.metric = metric
-        self.minimum = minimum
+        self.report_uri = report_uri
+        self.dt = dt
+        self.database = database
+        self.endpoint_name = endpoint_name
+        self.table = table
 
     def execute(self, context: Context) -> dict[str, Any]:
-        if self.minimum is None:
-            from sagelake.ml.policy import policy_from_airflow
+        from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
 
-            minimum = policy_from_airflow().floor
-        else:
-            minimum = float(self.minimum)
-        decision, metrics = apply_approval_policy(
-            self.hook.conn, self.model_package_arn, metric=self.metric, minimum=minimum
+        from sagelake.lake.publish import published_partitions
+        from sagelake.ml.evaluation import read_report, serving_model_container
+        from sagelake.ml.policy import policy_from_airflow
+
+        policy = policy_from_airflow()
+        s3 = S3Hook(aws_conn_id=self.aws_conn_id, region_name=self.region_name).get_conn()
+        glue = GlueCatalogHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name).get_conn()
+        report = read_report(s3, self.report_uri)
+        newest = max(published_partitions(glue, self.database, self.table), default=None)
+        serving = serving_model_container(self.hook.conn, self.endpoint_name)
+        decision = decide_by_policy(
+            self.hook.conn,
+            self.model_package_arn,
+            report,
+            dt=self.dt,
+            newest_published_dt=newest,
+            policy=policy,
+            serving_model=serving.get("ModelDataUrl") if serving else None,
         )
-        self.log.info("%s: %s (%s)", self.model_package_arn, decision.status, decision.reason)
-        if not decision.approved:
-            raise AirflowSkipException(f"model {self.model_package_arn} rejected: {decision.reason}")
+        self.log.info("%s: %s", self.model_package_arn, decision.summary())
+        challenger, champion = models_from_report(report)
         return {
+            "outcome": decision.outcome,
+            "reasons": decision.reasons,
             "model_package_arn": self.model_package_arn,
-            "status": decision.status,
-            "reason": decision.reason,
-            "metrics": metrics,
+            "challenger": challenger,
+            "champion": champion,
         }
+
+
+class PersonApprovalOperator(ApprovalOperator):
+    """The standard provider's human-in-the-loop ``ApprovalOperator``, writing the answer to the registry.
+
+    Extends :class:`airflow.providers.standard.operators.hitl.ApprovalOperator`: the request appears on the
+    Airflow UI's Required Actions page with a ``reason`` field; when the answer (or, after
+    ``response_timeout``, the default: ``Reject``) arrives, the package version becomes ``Approved`` or
+    ``Rejected`` with who answered and why (:func:`sagelake.ml.approval.person_description`), then
+    ``Reject`` skips the deployment as the provider's operator does.
+
+    :param model_package_arn: ARN of the model package version the person decides on. (templated)
+    :param aws_conn_id: the AWS connection of the registry.
+    """
+
+    template_fields: Sequence[str] = (*ApprovalOperator.template_fields, "model_package_arn")
+    template_fields_renderers = {"body": "md"}
+
+    def __init__(
+        self, *, model_package_arn: str, aws_conn_id: str | None = "aws_default", **kwargs: Any
+    ) -> None:
+        kwargs.setdefault("defaults", ApprovalOperator.REJECT)
+        kwargs.setdefault(
+            "params", {"reason": Param("", type="string", description="Why: written to the model registry.")}
+        )
+        super().__init__(**kwargs)
+        self.model_package_arn = model_package_arn
+        self.aws_conn_id = aws_conn_id
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        if "error" not in event:
+            chosen = (event.get("chosen_options") or [self.REJECT])[0]
+            reason = (event.get("params_input") or {}).get("reason")
+            description = person_description(
+                chosen, event.get("responded_by_user"), reason, timed_out=bool(event.get("timedout"))
+            )
+            status = APPROVED if chosen == self.APPROVE and not event.get("timedout") else REJECTED
+            record(
+                SageMakerHook(aws_conn_id=self.aws_conn_id).conn, self.model_package_arn, status, description
+            )
+            self.log.info("%s: %s (%s)", self.model_package_arn, status, description)
+        return super().execute_complete(context, event)
 
 
 def drop_existing_resources(config: dict[str, Any], client: Any) -> list[str]:

@@ -71,3 +71,58 @@ def test_a_partition_without_parquet_is_named(s3, bucket: str) -> None:
     location = f"s3://{bucket}/curated/churn_features/dt=2024-02-09/version=x/"
     with pytest.raises(TrainingDataError, match=f"no Parquet files under {location}"):
         read_partition(s3, location)
+
+
+@pytest.mark.parametrize("layout", ["csv", "parquet"])
+def test_pipeline_data_writes_channels_and_a_separate_holdout(s3, bucket: str, layout: str) -> None:
+    from sagelake.ml.training_data import prepare_training_data
+
+    published = publish(s3, bucket)
+    root = f"s3://{bucket}/training/churn/dt=2024-02-03/run=abc/"
+    data = prepare_training_data(
+        s3, published, root, days=3, layout=layout, as_of="2024-02-03", holdout_share=0.25
+    )
+    assert data.window.days == ["2024-02-01", "2024-02-02", "2024-02-03"]
+    written = objects(s3, bucket, "training/churn/dt=2024-02-03/run=abc/")
+    holdout = pd.read_parquet(
+        io.BytesIO(written["training/churn/dt=2024-02-03/run=abc/holdout/holdout.parquet"])
+    )
+    assert len(holdout) == data.rows["holdout"] and 0 < len(holdout) < 80
+    newest = pd.concat([synthetic_features(40, 30), synthetic_features(40, 31)])
+    assert set(holdout["customer_id"]) <= set(newest["customer_id"])  # held out from the newest day only
+    if layout == "csv":
+        assert set(data.channels) == {"train", "validation"}
+        assert data.rows["train"] + data.rows["validation"] + data.rows["holdout"] == 3 * 80
+        train = pd.read_csv(
+            io.BytesIO(written["training/churn/dt=2024-02-03/run=abc/train/train.csv"]), header=None
+        )
+        assert train.shape == (data.rows["train"], 1 + len(CSV_FEATURE_COLUMNS))
+    else:
+        assert set(data.channels) == {"train"}
+        train = pd.read_parquet(
+            io.BytesIO(written["training/churn/dt=2024-02-03/run=abc/train/train.parquet"])
+        )
+        assert len(train) + len(holdout) == 3 * 80
+        assert not set(zip(train["customer_id"], train["monthly_fee"], strict=True)) & set(
+            zip(holdout["customer_id"], holdout["monthly_fee"], strict=True)
+        )
+
+
+def test_published_partitions_are_what_the_catalog_publishes(s3, aws_env, bucket: str) -> None:
+    import boto3
+
+    from sagelake.lake import catalog
+    from sagelake.lake.layout import Lake
+    from sagelake.lake.publish import published_partitions
+    from tests.support.constants import REGION
+    from tests.support.lake_days import features, publish_day
+
+    glue = boto3.client("glue", endpoint_url=aws_env, region_name=REGION)
+    database, lake = f"db_{bucket.replace('-', '_')}", Lake(bucket)
+    catalog.ensure_database(glue, database)
+    catalog.ensure_tables(glue, database, lake)
+    assert published_partitions(glue, database, "churn_features") == {}
+    locations = {
+        dt: publish_day(s3, glue, database, lake, dt, features(5, 1)) for dt in ("2024-03-02", "2024-03-01")
+    }
+    assert published_partitions(glue, database, "churn_features") == dict(sorted(locations.items()))

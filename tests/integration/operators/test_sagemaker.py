@@ -1,11 +1,13 @@
 """sagelake's SageMaker operators against the local control plane: registration is idempotent, the
-approval policy approves or rejects (and skips deployment), deployment creates then updates, retry-safe."""
+approval policy approves, rejects or asks from the evaluation report and the catalog, deployment creates
+then updates, retry-safe."""
 
 from __future__ import annotations
 
+import json
+
 import boto3
 import pytest
-from airflow.sdk.exceptions import AirflowSkipException
 
 from devstack.stack import aws_connection
 from sagelake.ml.aws_requests import endpoint_request
@@ -44,20 +46,51 @@ def test_registration_is_idempotent_per_model_artefact(sagemaker, bucket) -> Non
     assert sorted(p["ModelPackageArn"] for p in listed) == sorted([first, second])
 
 
-def test_policy_approves_or_rejects_and_skips_deployment(sagemaker, bucket) -> None:
-    group = f"g-{bucket}"
-    good = register(group, f"s3://{bucket}/good/model.tar.gz", 0.81)
-    bad = register(group, f"s3://{bucket}/bad/model.tar.gz", 0.62)
+def decision_setup(s3, aws_env: str, bucket: str, report: dict, days: list[str]) -> tuple[str, str]:
+    """A published table with ``days``, a report under the bucket and a package; (report URI, database)."""
+    from sagelake.lake import catalog
+    from sagelake.lake.layout import Lake
+    from tests.support.lake_days import features, publish_day
 
-    result = ModelApprovalOperator(task_id="approve", model_package_arn=good, minimum="0.75").execute({})
-    assert result["status"] == "Approved" and result["metrics"] == {"auc": 0.81}
-    with pytest.raises(AirflowSkipException, match="auc=0.6200 < 0.7500"):
-        ModelApprovalOperator(task_id="approve", model_package_arn=bad, minimum=0.75).execute({})
-    statuses = {
-        arn: sagemaker.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"]
-        for arn in (good, bad)
-    }
-    assert statuses == {good: "Approved", bad: "Rejected"}
+    glue = boto3.client("glue", endpoint_url=aws_env, region_name=REGION)
+    database, lake = f"db_{bucket.replace('-', '_')}", Lake(bucket)
+    catalog.ensure_database(glue, database)
+    catalog.ensure_tables(glue, database, lake)
+    for seed, dt in enumerate(days, start=1):
+        publish_day(s3, glue, database, lake, dt, features(20, seed))
+    s3.put_object(Bucket=bucket, Key="metrics/evaluation/job/metrics.json", Body=json.dumps(report).encode())
+    return f"s3://{bucket}/metrics/evaluation/job/", database
+
+
+@pytest.mark.parametrize(
+    ("challenger_auc", "dt", "outcome", "status"),
+    [
+        (0.81, "2026-11-21", "approve", "Approved"),
+        (0.62, "2026-11-21", "reject", "Rejected"),
+        (0.81, "2026-11-20", "ask", "PendingManualApproval"),  # a backfill of an older day
+    ],
+)
+def test_the_policy_decides_from_the_report_and_the_catalog(
+    sagemaker, s3, aws_env, bucket, monkeypatch, challenger_auc, dt, outcome, status
+) -> None:
+    monkeypatch.setenv("AIRFLOW_VAR_SAGELAKE_APPROVAL_POLICY", json.dumps({"floor": 0.75}))
+    report = {"models": {"challenger": {"auc": challenger_auc, "log_loss": 0.4, "recall": 0.5}}}
+    report_uri, database = decision_setup(s3, aws_env, bucket, report, ["2026-11-20", "2026-11-21"])
+    arn = register(f"g-{bucket}", f"s3://{bucket}/m/model.tar.gz", challenger_auc)
+
+    result = ModelApprovalOperator(
+        task_id="decide",
+        model_package_arn=arn,
+        report_uri=report_uri,
+        dt=dt,
+        database=database,
+        endpoint_name=f"none-{bucket}",  # no production endpoint yet: no champion
+    ).execute({})
+    assert result["outcome"] == outcome
+    assert result["challenger"]["auc"] == challenger_auc and result["champion"] is None
+    package = sagemaker.describe_model_package(ModelPackageName=arn)
+    assert package["ModelApprovalStatus"] == status
+    assert package["ApprovalDescription"].startswith(f"policy {outcome}: ")
 
 
 def deploy(bucket: str, name: str) -> dict:

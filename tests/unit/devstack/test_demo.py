@@ -14,53 +14,74 @@ def test_demo_refuses_the_aws_target_and_bad_dates(monkeypatch, capsys) -> None:
     assert "YYYY-MM-DD" in capsys.readouterr().err
 
 
+def summary(**overrides: object) -> dict:
+    return {
+        "dt": "2026-11-26",
+        "version": "20261126T101500000000Z-abcd1234",
+        "etl": {
+            "customers_landed": 10,
+            "events_landed": 90,
+            "features_rows": 9,
+            "events_cleaned": 80,
+            "quarantined": 11,
+            "quarantined_by_reason": {"outlier": 11},
+        },
+        "checks": [
+            {
+                "name": "row_count",
+                "value": 9.0,
+                "expectation": "value >= 5",
+                "passed": True,
+                "severity": "error",
+                "bytes_scanned": 2048,
+            },
+            {
+                "name": "zero_event_share",
+                "value": 0.5,
+                "expectation": "value <= 0.2",
+                "passed": False,
+                "severity": "warn",
+            },
+        ],
+        "model": {
+            "training_job": "churn-20261126-abc-002-1f2e3d4c",
+            "metrics": {"validation:auc": 0.8123},
+            "mlflow": {"url": "http://127.0.0.1:5000/#/experiments/1/runs/abc"},
+            "trials": 3,
+            "tuning_job": "churn-20261126-abc",
+        },
+        "evaluation": {
+            "report": "s3://lake/metrics/evaluation/report.html",
+            "report_url": "http://127.0.0.1:4566/lake/metrics/evaluation/report.html?X-Amz-Signature=s",
+            "challenger": {"auc": 0.8051, "log_loss": 0.41},
+            "champion": None,
+        },
+        "decision": {
+            "outcome": "approve",
+            "reasons": ["no champion; auc=0.8051 meets the floor 0.7500"],
+            "waiting": False,
+            "where": "http://airflow/dags/churn_train_deploy/runs/r/tasks/ask_a_person/required_actions",
+            "deployed": True,
+        },
+        "package": {
+            "arn": "arn:aws:sagemaker:us-east-1:1:model-package/g/1",
+            "status": "Approved",
+            "description": "policy approve: no champion",
+        },
+        "endpoint": {"name": "sagelake-churn", "status": "InService"},
+        "prediction": {"input": {"plan": "basic"}, "output": {"churn_probability": 0.25, "churned": 0}},
+        "profile": {
+            "report": "s3://lake/profiles/churn_features/r.html",
+            "report_url": "http://x/r.html",
+        },
+        "warehouse": {"customers": 9, "plans": 3},
+    } | overrides
+
+
 def test_demo_summary_names_every_stage() -> None:
     from devstack.demo import format_summary
 
-    text = format_summary(
-        {
-            "dt": "2026-11-26",
-            "version": "20261126T101500000000Z-abcd1234",
-            "etl": {
-                "customers_landed": 10,
-                "events_landed": 90,
-                "features_rows": 9,
-                "events_cleaned": 80,
-                "quarantined": 11,
-                "quarantined_by_reason": {"outlier": 11},
-            },
-            "checks": [
-                {
-                    "name": "row_count",
-                    "value": 9.0,
-                    "expectation": "value >= 5",
-                    "passed": True,
-                    "severity": "error",
-                    "bytes_scanned": 2048,
-                },
-                {
-                    "name": "zero_event_share",
-                    "value": 0.5,
-                    "expectation": "value <= 0.2",
-                    "passed": False,
-                    "severity": "warn",
-                },
-            ],
-            "model": {
-                "training_job": "churn-20261126-abc",
-                "metrics": {"auc": 0.8123},
-                "mlflow": {"url": "http://127.0.0.1:5000/#/experiments/1/runs/abc"},
-            },
-            "package": {"arn": "arn:aws:sagemaker:us-east-1:1:model-package/g/1", "status": "Approved"},
-            "endpoint": {"name": "sagelake-churn", "status": "InService"},
-            "prediction": {"input": {"plan": "basic"}, "output": {"churn_probability": 0.25, "churned": 0}},
-            "profile": {
-                "report": "s3://lake/profiles/churn_features/r.html",
-                "report_url": "http://x/r.html",
-            },
-            "warehouse": {"customers": 9, "plans": 3},
-        }
-    )
+    text = format_summary(summary())
     for expected in (
         "dt=2026-11-26",
         "published version 20261126T101500000000Z-abcd1234",
@@ -70,8 +91,15 @@ def test_demo_summary_names_every_stage() -> None:
         "PASS  row_count",
         "2048 B scanned",
         "WARN  zero_event_share",
-        "auc=0.8123",
+        "tuning       churn-20261126-abc: 3 trials; best churn-20261126-abc-002-1f2e3d4c",
+        "validation:auc=0.8123",
         "mlflow       http://127.0.0.1:5000/#/experiments/1/runs/abc",
+        "held out: auc=0.8051 log_loss=0.4100  (no champion yet)",
+        "report: s3://lake/metrics/evaluation/report.html",
+        "open: http://127.0.0.1:4566/lake/metrics/evaluation/report.html?X-Amz-Signature=s",
+        "decision     approve: no champion; auc=0.8051 meets the floor 0.7500",
+        "when the policy asks, a person answers at http://airflow/dags/churn_train_deploy/runs/r/tasks/",
+        "(InService)  now serving this model",
         "model-package/g/1  status=Approved",
         "sagelake-churn  (InService)",
         '"churn_probability": 0.25',
@@ -80,6 +108,31 @@ def test_demo_summary_names_every_stage() -> None:
         "warehouse    9 customers of dt=2026-11-26 loaded (3 plans",
     ):
         assert expected in text, expected
+
+
+def test_demo_summary_says_where_a_waiting_person_answers() -> None:
+    from devstack.demo import format_summary
+
+    text = format_summary(
+        summary(
+            evaluation={
+                "report": "r.html",
+                "report_url": "u",
+                "challenger": {"auc": 0.81},
+                "champion": {"auc": 0.80},
+            },
+            decision={
+                "outcome": "ask",
+                "reasons": ["auc 0.8100 vs champion 0.8000: below the margin"],
+                "waiting": True,
+                "where": "http://airflow/required",
+                "deployed": False,
+            },
+        )
+    )
+    assert "held out: auc=0.8100 (champion 0.8000)" in text
+    assert "waiting for a person: approve or reject at http://airflow/required" in text
+    assert "still serving the champion" in text
 
 
 class FakeApi:
@@ -128,3 +181,12 @@ def test_follow_pipeline_stops_at_the_first_failed_run(capsys) -> None:
     api = FakeApi("success", train_state="failed")
     assert follow_pipeline(api, "http://airflow", "prep-1", "2026-11-26T10:00:00", 5) is None
     assert "churn_train_deploy failed" in capsys.readouterr().err
+
+
+def test_follow_pipeline_does_not_wait_for_a_person(capsys) -> None:
+    from devstack.demo import follow_pipeline
+
+    api = FakeApi("success", train_state="awaiting_input")  # the run stays "running" until someone answers
+    runs = follow_pipeline(api, "http://airflow", "prep-1", "2026-11-26T10:00:00", 5)
+    assert runs is not None and runs["churn_train_deploy"] == "churn_train_deploy-1"
+    assert "churn_train_deploy failed" not in capsys.readouterr().err

@@ -30,6 +30,7 @@ from sagelake.lake.setup import (
     same_policy,
     top_prefix,
 )
+from sagelake.ml.spot import checkpoint_uri
 from tests.support.constants import REGION, ROOT
 
 BUCKET, WORKGROUP = "lake-bucket", "lake-wg"
@@ -93,6 +94,11 @@ def test_lifecycle_prefixes_come_from_the_lake_layout() -> None:
     assert rules["sagelake-raw-to-standard-ia"]["Filter"] == {"Prefix": "raw/"}
     assert rules["sagelake-quarantine-expiry"]["Filter"] == {"Prefix": "quarantine/"}
     assert rules["sagelake-athena-results-expiry"]["Filter"] == {"Prefix": "athena-results/"}
+    assert rules["sagelake-training-expiry"]["Filter"] == {"Prefix": "training/"}
+    assert rules["sagelake-checkpoints-expiry"]["Expiration"] == {"Days": 30}
+    assert checkpoint_uri("lake", "job").startswith(
+        "s3://lake/" + rules["sagelake-checkpoints-expiry"]["Filter"]["Prefix"]
+    )
     assert top_prefix("s3://b/quarantine/churn/dt=2026-01-01/") == "quarantine/"
     for whole_bucket in (
         "sagelake-noncurrent-versions-expiry",
@@ -335,11 +341,12 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "SAGELAKE_LAKE_KMS_KEY_ID": "alias/lake",
         "SAGELAKE_LAKE_REQUIRE_TLS": "false",
         "SAGELAKE_ATHENA_BYTES_SCANNED_CUTOFF": str(10 * 1024 * 1024),
+        "SAGELAKE_LAKE_SCRATCH_EXPIRY_DAYS": "3",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert LakePolicy.from_settings() == LakePolicy(
-        "GLACIER_IR", 10, 2, 14, 1, 1, "alias/lake", False, 10485760
+        "GLACIER_IR", 10, 2, 14, 1, 1, "alias/lake", False, 10485760, 3
     )
 
 

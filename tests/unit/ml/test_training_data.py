@@ -19,6 +19,7 @@ from sagelake.ml.training_data import (
     holdout_mask,
     labelled_matrix,
     serving_csv,
+    split_training_rows,
     split_window,
     to_csv_rows,
 )
@@ -167,3 +168,36 @@ def test_an_empty_channel_is_refused() -> None:
         split_window(frames, window)
     with pytest.raises(TrainingDataError, match=r"no rows read for day\(s\)"):
         split_window({}, window)
+
+
+def test_the_pipeline_split_keeps_holdout_validation_and_train_apart() -> None:
+    frames = {dt: synthetic_features(400, i) for i, dt in enumerate(sorted(PUBLISHED), start=1)}
+    window = choose_window(PUBLISHED, 3, holdout_share=0.25)
+    split = split_training_rows(frames, window, validation_share=0.2)
+    keys = {
+        name: set(zip(part["customer_id"], part["monthly_fee"], strict=True)) for name, part in split.items()
+    }
+    assert not keys["train"] & keys["validation"]
+    assert not keys["holdout"] & (keys["train"] | keys["validation"])
+    assert sum(len(part) for part in split.values()) == 3 * 400  # every row of the window, once
+    newest = frames["2024-01-06"].sort_values("customer_id").reset_index(drop=True)
+    held = holdout_mask(newest["customer_id"], "2024-01-06", 0.25)
+    assert sorted(split["holdout"]["customer_id"]) == sorted(newest["customer_id"][held])
+    assert 0.1 < len(split["validation"]) / (len(split["train"]) + len(split["validation"])) < 0.3
+    again = split_training_rows(
+        {dt: frame.sample(frac=1, random_state=3) for dt, frame in frames.items()}, window, 0.2
+    )
+    for name, part in split.items():  # the same rows whatever order they arrive in
+        pd.testing.assert_frame_equal(part, again[name])
+
+
+def test_the_pipeline_split_without_validation_and_bad_shares() -> None:
+    frames = {dt: synthetic_features(50, 1) for dt in PUBLISHED}
+    window = choose_window(PUBLISHED, 2, holdout_share=1.0)
+    split = split_training_rows(frames, window, validation_share=0)
+    assert (len(split["train"]), len(split["validation"]), len(split["holdout"])) == (50, 0, 50)
+    with pytest.raises(TrainingDataError, match="validation_share=1"):
+        split_training_rows(frames, window, validation_share=1)
+    tiny = {dt: synthetic_features(2, 1) for dt in PUBLISHED}
+    with pytest.raises(TrainingDataError, match="validation rows of window"):
+        split_training_rows(tiny, choose_window(PUBLISHED, 1, holdout_share=0.5), validation_share=0.001)

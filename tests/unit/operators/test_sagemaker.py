@@ -15,20 +15,22 @@ import pytest
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException, TaskDeferred
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 from botocore.exceptions import ClientError
 
 from sagelake.local import training_runner
 from sagelake.local.training_runner import TrainingRunResult
+from sagelake.ml.approval import APPROVAL_DESCRIPTION_MAX_LEN, PENDING
 from sagelake.ml.aws_requests import endpoint_request, model_package_extras
+from sagelake.ml.policy import Policy
 from sagelake.operators.sagemaker import (
-    APPROVAL_DESCRIPTION_MAX_LEN,
     DeployEndpointOperator,
     JobNameTakenError,
     ModelApprovalOperator,
+    PersonApprovalOperator,
     RegisterModelVersionOperator,
     SagelakeTrainingOperator,
-    apply_approval_policy,
+    decide_by_policy,
     drop_existing_resources,
     find_model_package,
     training_job_name,
@@ -335,61 +337,147 @@ class TestRegisterModelVersionOperator:
 # --- approval --------------------------------------------------------------------------------------
 
 
-def registered(sagemaker: FakeSageMaker, metadata: dict[str, str]) -> str:
-    return sagemaker.create_model_package(ModelPackageGroupName=GROUP, CustomerMetadataProperties=metadata)[
+def registered(sagemaker: FakeSageMaker) -> str:
+    return sagemaker.create_model_package(ModelPackageGroupName=GROUP, ModelApprovalStatus=PENDING)[
         "ModelPackageArn"
     ]
 
 
-def test_approval_policy_records_its_decision(sagemaker) -> None:
-    good = registered(sagemaker, {"metric_auc": "0.810000", "dt": DT})
-    decision, metrics = apply_approval_policy(sagemaker, good, metric="auc", minimum=0.75)
-    assert (decision.status, metrics) == ("Approved", {"auc": 0.81})
-    assert sagemaker.packages[good]["ModelApprovalStatus"] == "Approved"
-    assert sagemaker.packages[good]["ApprovalDescription"] == "auc=0.8100 >= 0.7500"
-
-    unevaluated = registered(sagemaker, {"dt": DT})
-    decision, _ = apply_approval_policy(sagemaker, unevaluated, metric="auc", minimum=0.75)
-    assert decision.status == "Rejected"  # a missing metric never passes
-    assert sagemaker.packages[unevaluated]["ModelApprovalStatus"] == "Rejected"
+METRICS = {"auc": 0.80, "log_loss": 0.40, "recall": 0.60}
 
 
-def test_approval_description_fits_the_api_limit(sagemaker) -> None:
-    many = registered(sagemaker, {f"metric_{'x' * 40}_{i}": "0.5" for i in range(60)})
-    decision, _ = apply_approval_policy(sagemaker, many, metric="auc", minimum=0.75)
-    assert len(decision.reason) > APPROVAL_DESCRIPTION_MAX_LEN
-    assert sagemaker.packages[many]["ApprovalDescription"] == decision.reason[:APPROVAL_DESCRIPTION_MAX_LEN]
+def report(challenger: dict[str, float], champion: dict[str, float] | None = None) -> dict[str, Any]:
+    return {"models": {"challenger": challenger, **({"champion": champion} if champion else {})}}
+
+
+@pytest.mark.parametrize(
+    ("challenger", "champion", "dt", "newest", "status", "outcome"),
+    [
+        (METRICS, None, DT, DT, "Approved", "approve"),  # first model, above the floor
+        ({**METRICS, "auc": 0.70}, None, DT, DT, "Rejected", "reject"),  # first model, below the floor
+        ({**METRICS, "auc": 0.83}, METRICS, DT, DT, "Approved", "approve"),  # better by the margin
+        ({**METRICS, "auc": 0.79}, METRICS, DT, DT, "Rejected", "reject"),  # worse than the champion
+        ({**METRICS, "auc": 0.802}, METRICS, DT, DT, "PendingManualApproval", "ask"),  # within the margin
+        (METRICS, None, DT, "2026-12-31", "PendingManualApproval", "ask"),  # not the newest partition
+    ],
+)
+def test_the_policy_decision_is_written_to_the_registry(
+    sagemaker, challenger, champion, dt, newest, status, outcome
+) -> None:
+    arn = registered(sagemaker)
+    decision = decide_by_policy(
+        sagemaker, arn, report(challenger, champion), dt=dt, newest_published_dt=newest, policy=Policy()
+    )
+    assert decision.outcome == outcome
+    package = sagemaker.packages[arn]
+    assert package["ModelApprovalStatus"] == status
+    assert package["ApprovalDescription"] == f"policy {decision.summary()}"[:APPROVAL_DESCRIPTION_MAX_LEN]
+
+
+@pytest.mark.parametrize(
+    ("challenger", "outcome", "status"),
+    [(METRICS, "ask", "PendingManualApproval"), ({**METRICS, "auc": "nan"}, "reject", "Rejected")],
+)
+def test_a_serving_model_the_report_did_not_score_is_never_replaced_by_policy(
+    sagemaker, challenger, outcome, status
+) -> None:
+    arn = registered(sagemaker)
+    decision = decide_by_policy(
+        sagemaker,
+        arn,
+        report({**challenger, "auc": float(challenger["auc"])}),
+        dt=DT,
+        newest_published_dt=DT,
+        policy=Policy(),
+        serving_model="s3://lake/models/churn/j/output/model.tar.gz",
+    )
+    assert decision.outcome == outcome
+    assert sagemaker.packages[arn]["ModelApprovalStatus"] == status
+    if outcome == "ask":
+        assert "production serves s3://lake/models/churn/j/output/model.tar.gz" in decision.reasons[0]
+
+
+def test_a_report_without_the_challenger_is_refused(sagemaker) -> None:
+    arn = registered(sagemaker)
+    with pytest.raises(ValueError, match="no challenger metrics"):
+        decide_by_policy(sagemaker, arn, {"models": {}}, dt=DT, newest_published_dt=DT, policy=Policy())
+    assert sagemaker.packages[arn]["ModelApprovalStatus"] == PENDING  # nothing recorded
 
 
 class TestModelApprovalOperator:
-    def test_rendered_minimum_is_compared_as_a_number(self, sagemaker, render, aws_target, context) -> None:
-        arn = registered(sagemaker, {"metric_auc": "0.750000"})
+    def test_template_fields(self, render) -> None:
         op = render(
-            ModelApprovalOperator(task_id="approve", model_package_arn="{{ arn }}", minimum="{{ floor }}"),
-            arn=arn,
-            floor=0.75,
+            ModelApprovalOperator(
+                task_id="decide",
+                model_package_arn="{{ arn }}",
+                report_uri="s3://b/{{ dt }}/",
+                dt="{{ dt }}",
+                database="{{ db }}",
+                endpoint_name="{{ ep }}",
+            ),
+            arn="arn:x",
+            dt=DT,
+            db="lake",
+            ep="prod",
         )
-        assert (op.model_package_arn, op.minimum, op.metric) == (arn, "0.75", "auc")
-        result = op.execute(context)  # 0.75 >= "0.75": at the minimum is good enough
-        assert (result["status"], result["metrics"]) == ("Approved", {"auc": 0.75})
+        rendered = (op.model_package_arn, op.report_uri, op.dt, op.database, op.endpoint_name)
+        assert rendered == ("arn:x", f"s3://b/{DT}/", DT, "lake", "prod")
 
-    def test_without_a_minimum_the_deployment_policy_decides(
-        self, sagemaker, aws_target, context, monkeypatch
+
+class TestPersonApprovalOperator:
+    def op(self) -> PersonApprovalOperator:
+        return PersonApprovalOperator(
+            task_id="ask_a_person", subject="Deploy?", body="| metric |", model_package_arn="{{ arn }}"
+        )
+
+    def event(self, chosen: str, user: dict | None, reason: str = "", timedout: bool = False) -> dict:
+        return {
+            "chosen_options": [chosen],
+            "params_input": {"reason": reason},
+            "responded_at": datetime.datetime(2026, 11, 27, tzinfo=datetime.UTC),
+            "responded_by_user": user,
+            "timedout": timedout,
+        }
+
+    def test_template_fields_and_defaults(self, render) -> None:
+        op = render(self.op(), arn="arn:x")
+        assert op.model_package_arn == "arn:x"
+        assert {"subject", "body", "model_package_arn"} <= set(op.template_fields)
+        assert op.defaults == ["Reject"]  # what a timeout answers
+        assert "reason" in op.params
+
+    @pytest.mark.parametrize(
+        ("chosen", "user", "reason", "timedout", "status", "description"),
+        [
+            ("Approve", {"id": "7", "name": "ana"}, "lift is real", False, "Approved", "approved by ana"),
+            ("Reject", {"id": "7", "name": "ana"}, "", False, "Rejected", "rejected by ana"),
+            ("Reject", None, "", True, "Rejected", "nobody answered"),
+        ],
+    )
+    def test_the_answer_is_written_to_the_registry(
+        self, sagemaker, aws_target, context, chosen, user, reason, timedout, status, description
     ) -> None:
-        arn = registered(sagemaker, {"metric_auc": "0.800000"})
-        monkeypatch.setenv("SAGELAKE_APPROVAL_FLOOR", "0.85")
-        monkeypatch.setenv("AIRFLOW_VAR_SAGELAKE_APPROVAL_POLICY", '{"floor": 0.79}')  # the Variable wins
-        approved = ModelApprovalOperator(task_id="a", model_package_arn=arn).execute(context)
-        assert approved["status"] == "Approved"
-        monkeypatch.delenv("AIRFLOW_VAR_SAGELAKE_APPROVAL_POLICY")
-        with pytest.raises(AirflowSkipException, match="auc=0.8000 < 0.8500"):
-            ModelApprovalOperator(task_id="a", model_package_arn=arn).execute(context)
+        arn = registered(sagemaker)
+        op = self.op()
+        op.model_package_arn = arn
+        with mock.patch.object(op, "skip"):
+            op.execute_complete(context | {"task": op}, self.event(chosen, user, reason, timedout))
+        package = sagemaker.packages[arn]
+        assert package["ModelApprovalStatus"] == status
+        assert description in package["ApprovalDescription"]
+        if reason:
+            assert package["ApprovalDescription"].endswith(reason)
 
-    def test_a_rejected_version_skips_deployment(self, sagemaker, aws_target, context) -> None:
-        arn = registered(sagemaker, {"metric_auc": "0.620000"})
-        with pytest.raises(AirflowSkipException, match="auc=0.6200 < 0.7500"):
-            ModelApprovalOperator(task_id="approve", model_package_arn=arn, minimum=0.75).execute(context)
-        assert sagemaker.packages[arn]["ModelApprovalStatus"] == "Rejected"
+    def test_a_rejection_skips_the_deployment(self, sagemaker, aws_target, context) -> None:
+        op = self.op()
+        op.model_package_arn = registered(sagemaker)
+        op.downstream_task_ids.add("promote")
+        with (
+            mock.patch.object(op, "skip") as skip,
+            mock.patch.object(op, "get_direct_relatives", return_value=[mock.MagicMock(is_teardown=False)]),
+        ):
+            op.execute_complete(context | {"task": op}, self.event("Reject", {"id": "1", "name": "bo"}))
+        assert skip.called
 
 
 # --- deployment ------------------------------------------------------------------------------------

@@ -1,0 +1,53 @@
+"""Deployment settings: what a run's params can no longer change, and clear errors for bad values."""
+
+from __future__ import annotations
+
+import pytest
+
+from sagelake.config.params import pipeline_params
+from sagelake.config.settings import deployment_settings, model_settings
+
+DEPLOYMENT_KEYS = {"glue_role", "sagemaker_role", "endpoint_name", "model_package_group"}
+
+
+def test_roles_endpoint_and_registry_are_not_run_params() -> None:
+    params = pipeline_params(dt_fallback="today's")
+    assert not DEPLOYMENT_KEYS & set(params)
+    assert set(deployment_settings()) == DEPLOYMENT_KEYS
+
+
+def test_deployment_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAGELAKE_ENDPOINT", "churn-prod")
+    monkeypatch.setenv("SAGELAKE_SAGEMAKER_ROLE", "arn:aws:iam::111122223333:role/ml")
+    settings = deployment_settings()
+    assert (settings["endpoint_name"], settings["sagemaker_role"]) == (
+        "churn-prod",
+        "arn:aws:iam::111122223333:role/ml",
+    )
+
+
+def test_model_settings_defaults_and_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAGELAKE_TRAINING_WINDOW_DAYS", "14")
+    monkeypatch.setenv("SAGELAKE_HOLDOUT_SHARE", "1")
+    monkeypatch.setenv("SAGELAKE_TUNING_MAX_JOBS", "6")
+    monkeypatch.setenv("SAGELAKE_TUNING_MAX_PARALLEL", "3")
+    settings = model_settings()
+    assert (settings["window_days"], settings["holdout_share"]) == (14, 1.0)
+    assert (settings["tuning_max_jobs"], settings["tuning_max_parallel"]) == (6, 3)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("SAGELAKE_HOLDOUT_SHARE", "0", "SAGELAKE_HOLDOUT_SHARE='0' is not a number in"),
+        ("SAGELAKE_HOLDOUT_SHARE", "half", "SAGELAKE_HOLDOUT_SHARE='half'"),
+        ("SAGELAKE_VALIDATION_SHARE", "1", "SAGELAKE_VALIDATION_SHARE='1'"),
+        ("SAGELAKE_TUNING_STRATEGY", "Grid", "is not Bayesian or Random"),
+        ("SAGELAKE_TUNING_MAX_PARALLEL", "9", "exceeds SAGELAKE_TUNING_MAX_JOBS"),
+        ("SAGELAKE_APPROVAL_TIMEOUT_MINUTES", "0", "SAGELAKE_APPROVAL_TIMEOUT_MINUTES='0'"),
+    ],
+)
+def test_bad_model_settings_name_the_variable(monkeypatch: pytest.MonkeyPatch, name, value, message) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=message):
+        model_settings()
