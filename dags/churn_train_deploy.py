@@ -11,7 +11,8 @@ scikit-learn script); every partition is read where the Glue Data Catalog publis
 3. **best_model** — the best trial's model; every trial is tracked in MLflow (parameters, metrics, model).
 4. **evaluate** — a SageMaker Processing job scores the best trial **and the champion** (the model the
    production endpoint serves) on the held-out rows: metrics JSON, ROC / PR / confusion / calibration
-   plots and an HTML page in the lake, logged to the trial's MLflow run.
+   plots and an HTML page in the lake, logged to the trial's MLflow run. A champion of the other kind
+   (script mode vs built-in XGBoost: no container scores both) is not scored, and a person decides.
 5. **register** — a version in the model package group, `ModelMetrics` pointing at the report, metadata
    linking the MLflow run, the training job and the data partition.
 6. **decide** — the approval policy (Variable `sagelake_approval_policy` / `SAGELAKE_APPROVAL_*`: a

@@ -15,7 +15,9 @@ def live(tmp_path_factory: pytest.TempPathFactory):
 
     stack = local_stack.Stack(
         local_dir=tmp_path_factory.mktemp("stack"),
-        ports=local_stack.Ports(control_plane=free_port(), endpoint=free_port(), airflow=free_port()),
+        ports=local_stack.Ports(
+            control_plane=free_port(), endpoint=free_port(), airflow=free_port(), mlflow=free_port()
+        ),
     )
     try:
         local_stack.up(stack)
