@@ -8,7 +8,8 @@
   local files (the runner's own ``spark_env``, arguments and work dir; wall time of the whole subprocess,
   JVM start included) and ``benchmarks/churn_features_duckdb.py`` (the same transformation in DuckDB SQL,
   as a subprocess too). Peak memory is the summed RSS of the job's whole process tree (the JVM and the
-  Python workers included), sampled every 0.2 s.
+  Python workers included), sampled every 0.2 s; CPU seconds are the tree's user + system time (steadier
+  than wall time on a shared machine).
 * Verifies that DuckDB computes what the Glue job computes, on the 1e5 day: features (by customer_id,
   floats within 1e-9), processed events, quarantine counts by reason and every metric. Prints PASS/FAIL and
   exits 1 on FAIL.
@@ -16,7 +17,8 @@
   and checks the current script writes the same features, processed events, quarantine and metrics, row
   for row (file order and sorted-content hashes). Exits 1 on a difference.
 * ``--spark-rev REV`` times the Glue script and runner of a git revision instead of the working tree (how the
-  "before" figures are made); ``--label`` names the figures in ``benchmarks/results/etl_engines.json``
+  "before" figures are made; a symbolic REV such as ``HEAD`` is resolved to its commit, by which runs of it
+  are cached); ``--label`` names the figures in ``benchmarks/results/etl_engines.json``
   (other labels already there are kept).
 """
 
@@ -188,6 +190,19 @@ def load_runner(rev: str | None, work: Path):
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
+
+
+def resolve_rev(rev: str | None) -> str | None:
+    """``rev`` as a full commit hash: runs of a revision are cached by it, and ``HEAD`` moves."""
+    if rev is None:
+        return None
+    return subprocess.run(
+        ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 def git_show(rev: str, path: Path) -> str:
@@ -401,10 +416,12 @@ def table_rows(runs: list[dict]) -> list[dict]:
         for engine, run in (("spark", spark), ("duckdb", duck)):
             if run:
                 row[f"{engine}_s"] = run["seconds"]
+                row[f"{engine}_cpu_s"] = run["cpu_s"]
                 row[f"{engine}_peak_mib"] = run["peak_mib"]
                 row[f"{engine}_s_per_1e6_events"] = round(run["seconds"] / (run["events"] / 1e6), 2)
         if spark and duck:
             row["ratio_spark_duckdb"] = round(spark["seconds"] / duck["seconds"], 1)
+            row["cpu_ratio_spark_duckdb"] = round(spark["cpu_s"] / max(duck["cpu_s"], 0.1), 1)
         rows.append(row)
     return rows
 
@@ -416,6 +433,9 @@ def print_table(rows: list[dict]) -> None:
         ("spark_s", "Spark s"),
         ("duckdb_s", "DuckDB s"),
         ("ratio_spark_duckdb", "ratio"),
+        ("spark_cpu_s", "Spark CPU s"),
+        ("duckdb_cpu_s", "DuckDB CPU s"),
+        ("cpu_ratio_spark_duckdb", "CPU ratio"),
         ("spark_peak_mib", "Spark MiB"),
         ("duckdb_peak_mib", "DuckDB MiB"),
         ("spark_s_per_1e6_events", "Spark s/1e6"),
@@ -486,6 +506,7 @@ def main() -> int:
     parser.add_argument("--reference-rev", default=REFERENCE_REV)
     parser.add_argument("--no-save", action="store_true", help="print, do not write the results file")
     args = parser.parse_args()
+    args.spark_rev, args.reference_rev = resolve_rev(args.spark_rev), resolve_rev(args.reference_rev)
     sizes = [parse_size(s) for s in args.sizes.split(",") if s]
     engines = [e for e in args.engines.split(",") if e]
     work = args.work_dir.resolve()
@@ -524,10 +545,11 @@ def main() -> int:
                     "events": facts["events"],
                     "customers": facts["customers"],
                     "engine": engine,
-                    "seconds": statistics.median(m["seconds"] for m in measured),
+                    "seconds": round(statistics.median(m["seconds"] for m in measured), 2),
                     "peak_mib": max(m["peak_mib"] for m in measured),
                     "all_seconds": [m["seconds"] for m in measured],
-                    "cpu_s": statistics.median(m["cpu_s"] for m in measured),
+                    "cpu_s": round(statistics.median(m["cpu_s"] for m in measured), 1),
+                    "all_cpu_s": [m["cpu_s"] for m in measured],
                 }
             )
 
