@@ -1,10 +1,19 @@
 """The local endpoint data plane: a sagemaker-runtime ``InvokeEndpoint`` server.
 
-Each request asks the control plane which model the endpoint serves (endpoint → endpoint config →
-production variant → model → ``ModelDataUrl``), loads that ``model.tar.gz`` once (its
+An endpoint's resolution (endpoint → endpoint config → production variants → models → ``ModelDataUrl``,
+plus the config's ``DataCaptureConfig``) is asked of the control plane on its first request and then
+kept fresh by a background refresher every ``resolve_ttl`` seconds (0.5 s), so requests never wait on
+the control plane. When an ``UpdateEndpoint`` points the endpoint at other models, the refresher loads
+them first and then switches (blue/green, as SageMaker does): requests keep being answered by the old
+models until the new ones are ready, none fails. Each ``model.tar.gz`` is loaded once (its
 ``code/inference.py`` under a unique module name, ``model_fn`` called once) and runs
 ``input_fn → predict_fn → output_fn``. Errors carry AWS's codes, so botocore raises
 ``ValidationError`` / ``ModelError`` as against real SageMaker.
+
+An endpoint config with ``DataCaptureConfig`` has its sampled invocations written to S3 in SageMaker's
+data-capture format and layout (:mod:`sagelake.local.data_capture`).
+
+Responses are HTTP/1.1 (kept-alive connections) written in one send with ``TCP_NODELAY``.
 
 A model on the XGBoost image without ``SAGEMAKER_PROGRAM`` (SageMaker's built-in XGBoost algorithm,
 :func:`sagelake.ml.images.is_builtin_xgboost_model`) has no inference script: its ``xgboost-model`` is
@@ -13,10 +22,14 @@ of features in, one score per row out, comma-separated on one line (``SAGEMAKER_
 model's environment: one per line, as in batch transform).
 
 A model whose image is a framework container with a local environment
-(:func:`sagelake.local.framework_env.framework_for`: the scikit-learn image) is served by a worker process
+(:func:`sagelake.local.framework_env.framework_for`: the scikit-learn image) is served by worker processes
 on that environment's Python (:mod:`sagelake.local.model_worker`), so it loads and predicts with the
 container's versions, not the Airflow venv's; ``main`` does so unless ``SAGELAKE_LOCAL_FRAMEWORK_ENVS`` is
-false. Other models (built-in XGBoost, other images) are served in this process.
+false. One worker starts with the model; more (up to the container's ``SAGEMAKER_MODEL_SERVER_WORKERS``,
+else ``model_workers``: one per CPU) when concurrent requests find them all busy. Each runs one
+math-library thread. A warm spare worker per environment (imports done, no model yet) is kept ready,
+so a newly deployed model is served in the time of its ``model_fn``. Other models (built-in XGBoost,
+other images) are served in this process.
 
 Run as ``python -m sagelake.local.endpoint_server --port 8085 --control-plane-url http://127.0.0.1:4566``.
 """
@@ -25,11 +38,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import email.utils
 import hashlib
 import importlib.util
 import json
 import logging
 import os
+import queue
 import random
 import shutil
 import signal
@@ -39,7 +54,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
@@ -52,7 +68,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from sagelake.aws_errors import has_code
 from sagelake.config.settings import local_framework_envs
 from sagelake.lake.layout import split_s3_uri
-from sagelake.local import model_worker
+from sagelake.local import data_capture, model_worker
 from sagelake.local.framework_env import FrameworkEnvError, framework_python
 from sagelake.ml.artifacts import extract_tar
 from sagelake.ml.images import is_builtin_xgboost_model
@@ -66,6 +82,9 @@ XGBOOST_MODEL_FILE = "xgboost-model"
 XGBOOST_CONTENT_TYPES = ("text/csv", "text/libsvm", "text/x-libsvm", "application/x-recordio-protobuf")
 MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker's real-time payload limit
 WORKER_STOP_SECONDS = 5
+RESOLVE_TTL_SECONDS = 0.5  # how often a served endpoint's resolution is refreshed
+IDLE_SECONDS = 60.0  # an endpoint not invoked for this long is no longer refreshed
+DEFAULT_MODEL_WORKERS = os.cpu_count() or 1  # SageMaker's model servers: one worker per vCPU
 # The Python serving a model's image: a framework venv's, or None for this process.
 Interpreter = Callable[[str | None], Path | None]
 
@@ -106,17 +125,70 @@ class ModelSource:
     builtin_xgboost: bool = False
     batch: bool = False  # SAGEMAKER_BATCH in the container environment (built-in XGBoost's output shape)
     image: str | None = None  # the container's Image: which framework environment serves it
+    workers: int | None = None  # SAGEMAKER_MODEL_SERVER_WORKERS of the container
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What an endpoint serves: its config's variants, each variant's model and the data capture."""
+
+    config_name: str
+    variants: tuple[Variant, ...]
+    sources: dict[str, ModelSource] = field(hash=False)
+    capture: data_capture.CaptureConfig | None = None
+    version: str = ""  # the endpoint's config name and LastModifiedTime it was resolved from
+
+
+def worker_environment() -> dict[str, str]:
+    """A worker's environment: this one, with one math-library thread per worker unless set (on a busy
+    machine OpenMP's spinning threads turn a 3 ms prediction into tens of ms)."""
+    environment = dict(os.environ)
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        environment.setdefault(name, "1")
+    return environment
+
+
+def start_worker_process(argv: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=cwd, env=worker_environment()
+    )
+
+
+def start_spare(python: Path, cwd: Path) -> subprocess.Popen:
+    """A warm model worker waiting for its model (:func:`sagelake.local.model_worker.serve_spare`)."""
+    return start_worker_process([str(python), "-I", model_worker.__file__, model_worker.SPARE], cwd)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(OSError):
+        proc.stdin.close()
+    try:
+        proc.wait(WORKER_STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    proc.stdout.close()
 
 
 class ModelWorker:
     """A model served by :mod:`sagelake.local.model_worker` on another Python; one request at a time."""
 
-    def __init__(self, python: Path, directory: Path, url: str) -> None:
-        argv = [str(python), "-I", model_worker.__file__, str(directory)]
+    def __init__(
+        self, python: Path, directory: Path, url: str, spare: subprocess.Popen | None = None
+    ) -> None:
         self.python = python
-        self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=directory)
         self._lock = threading.Lock()
-        ready = self._receive()
+        if spare is None:
+            argv = [str(python), "-I", model_worker.__file__, str(directory)]
+            self._proc = start_worker_process(argv, directory)
+            ready = self._receive()
+        else:  # a warm spare (model_worker --spare): tell it which model to serve
+            self._proc = spare
+            with contextlib.suppress(OSError):  # a dead spare: _receive says so
+                model_worker.write_message(spare.stdin, {"directory": str(directory)})
+            ready = self._receive()
+            if ready is not None and ready[0].get("spare"):
+                ready = self._receive()
         if ready is None or not ready[0].get("ok"):
             self.close()
             reason = ready[0].get("error") if ready else f"its worker exited (code {self._proc.poll()})"
@@ -149,14 +221,63 @@ class ModelWorker:
         return payload, header.get("content_type") or accept
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._proc.stdin.close()
+        stop_process(self._proc)
+
+
+class WorkerPool:
+    """Up to ``size`` :class:`ModelWorker` of one model (the container's model server workers): one is
+    started with the model, another only when a request finds them all busy (so a model invoked one
+    request at a time costs one process). A request takes an idle worker."""
+
+    def __init__(self, spawn: Callable[[], ModelWorker], size: int) -> None:
+        self._spawn = spawn
+        self.size = max(1, size)
+        self.workers: list[ModelWorker] = [self._spawn()]
+        self._idle: queue.SimpleQueue[ModelWorker] = queue.SimpleQueue()
+        self._idle.put(self.workers[0])
+        self._lock = threading.Lock()
+        self._growing = False
+        self._closed = False
+
+    @property
+    def alive(self) -> bool:
+        return all(worker.alive for worker in list(self.workers))
+
+    def _grow(self) -> None:
         try:
-            self._proc.wait(WORKER_STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-        self._proc.stdout.close()
+            worker = self._spawn()
+        except InvocationError as error:
+            log.warning("an extra model worker failed to start: %s", error.message)
+            worker = None
+        with self._lock:
+            self._growing = False
+            if worker is not None and self._closed:
+                worker.close()
+            elif worker is not None:
+                self.workers.append(worker)
+                self._idle.put(worker)
+
+    def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+        try:
+            worker = self._idle.get_nowait()
+        except queue.Empty:
+            with self._lock:
+                grow = not self._growing and not self._closed and len(self.workers) < self.size
+                self._growing = self._growing or grow
+            if grow:
+                threading.Thread(target=self._grow, name="model-worker-start", daemon=True).start()
+            worker = self._idle.get()
+        try:
+            return worker.invoke(body, content_type, accept)
+        finally:
+            self._idle.put(worker)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            workers = list(self.workers)
+        for worker in workers:
+            worker.close()
 
 
 @dataclass
@@ -169,7 +290,7 @@ class LoadedModel:
     module: ModuleType | None
     model: Any
     builtin_xgboost: bool = False
-    worker: ModelWorker | None = None
+    worker: WorkerPool | None = None
 
 
 def load_xgboost_booster(directory: Path):
@@ -254,27 +375,74 @@ class ModelCache:
     served by a :class:`ModelWorker` on it; without one (or when it gives ``None``), in this process.
     """
 
-    def __init__(self, s3_client, cache_dir: Path, interpreter: Interpreter | None = None) -> None:
+    def __init__(
+        self,
+        s3_client,
+        cache_dir: Path,
+        interpreter: Interpreter | None = None,
+        workers: int = DEFAULT_MODEL_WORKERS,
+    ) -> None:
         self.s3 = s3_client
         self.cache_dir = Path(cache_dir)
         self.interpreter = interpreter
+        self.workers = workers
         self._models: dict[str, LoadedModel] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the dicts; a load holds only its URL's lock
+        self._loading: dict[str, threading.Lock] = {}
+        self._spares: dict[Path, subprocess.Popen] = {}
+        self._closed = False
 
-    def get(self, url: str, builtin_xgboost: bool = False, image: str | None = None) -> LoadedModel:
+    @staticmethod
+    def _usable(loaded: LoadedModel | None) -> bool:
+        return loaded is not None and (loaded.worker is None or loaded.worker.alive)
+
+    def get(
+        self, url: str, builtin_xgboost: bool = False, image: str | None = None, workers: int | None = None
+    ) -> LoadedModel:
+        loaded = self._models.get(url)
+        if self._usable(loaded):
+            return loaded
         with self._lock:
+            lock = self._loading.setdefault(url, threading.Lock())
+        with lock:  # one load per URL; other models keep serving meanwhile
             loaded = self._models.get(url)
-            if loaded is None or (loaded.worker is not None and not loaded.worker.alive):
-                self._models[url] = self._load(url, builtin_xgboost, image)
-            return self._models[url]
+            if not self._usable(loaded):
+                if loaded is not None and loaded.worker is not None:
+                    loaded.worker.close()
+                loaded = self._load(url, builtin_xgboost, image, workers)
+                with self._lock:
+                    self._models[url] = loaded
+            return loaded
+
+    def source(self, source: ModelSource) -> LoadedModel:
+        return self.get(source.url, source.builtin_xgboost, source.image, source.workers)
+
+    def worker(self, python: Path, directory: Path, url: str) -> ModelWorker:
+        """A worker serving the model in ``directory``: the warm spare of ``python`` if there is one
+        (and a new spare started for the next model), else a fresh process."""
+        with self._lock:
+            spare = self._spares.pop(python, None)
+        if spare is not None and spare.poll() is not None:
+            stop_process(spare)
+            spare = None
+        try:
+            return ModelWorker(python, directory, url, spare)
+        finally:  # the next spare warms up once this worker no longer competes for the CPU
+            with self._lock:
+                if not self._closed and python not in self._spares:
+                    self._spares[python] = start_spare(python, self.cache_dir)
 
     def close(self) -> None:
-        """Stop the models' worker processes."""
+        """Stop the models' worker processes and the spares."""
         with self._lock:
-            for loaded in self._models.values():
-                if loaded.worker is not None:
-                    loaded.worker.close()
-            self._models.clear()
+            self._closed = True
+            models, self._models = list(self._models.values()), {}
+            spares, self._spares = list(self._spares.values()), {}
+        for loaded in models:
+            if loaded.worker is not None:
+                loaded.worker.close()
+        for spare in spares:
+            stop_process(spare)
 
     def _python_for(self, image: str | None) -> Path | None:
         if self.interpreter is None:
@@ -284,7 +452,9 @@ class ModelCache:
         except FrameworkEnvError as exc:
             raise model_error(str(exc)) from None
 
-    def _load(self, url: str, builtin_xgboost: bool = False, image: str | None = None) -> LoadedModel:
+    def _load(
+        self, url: str, builtin_xgboost: bool = False, image: str | None = None, workers: int | None = None
+    ) -> LoadedModel:
         try:
             bucket, key = split_s3_uri(url)
             data = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -314,8 +484,9 @@ class ModelCache:
             raise model_error(f"model data {url} has no code/inference.py: train with the sagelake train.py")
         python = self._python_for(image)
         if python is not None:
-            worker = ModelWorker(python, directory, url)
-            log.info("loaded model %s into %s, served on %s", url, directory, python)
+            size = max(1, workers or self.workers)
+            worker = WorkerPool(lambda: self.worker(python, directory, url), size)
+            log.info("loaded model %s into %s, served on %s by %d worker(s)", url, directory, python, size)
             return LoadedModel(url=url, directory=directory, module=None, model=None, worker=worker)
         module_name = f"sagelake_endpoint_model_{digest}_{uuid.uuid4().hex[:8]}"
         code_dir = str(script.parent)
@@ -334,67 +505,232 @@ class ModelCache:
         return LoadedModel(url=url, directory=directory, module=module, model=model)
 
 
-class EndpointServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer holding the control-plane client, the model cache and the variant RNG."""
+def resolve_endpoint(sagemaker, endpoint: str, previous: Resolution | None = None) -> Resolution:
+    """Ask the control plane what ``endpoint`` serves: its config's variants, their models, the capture.
 
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], sagemaker_client, models: ModelCache, seed: int = 0) -> None:
-        super().__init__(address, InvocationHandler)
-        self.sagemaker = sagemaker_client
-        self.models = models
-        self._rng = random.Random(seed)
-        self._rng_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def pick(self, variants: list[Variant], target: str | None) -> Variant:
-        with self._rng_lock:
-            return choose_variant(variants, self._rng, target)
-
-    def resolve(self, endpoint: str, target: str | None) -> tuple[Variant, ModelSource]:
-        """Endpoint name → (chosen variant, its model source), asking the control plane every time."""
+    Endpoint configs and models are immutable (an endpoint keeps what its config said when it was
+    created or updated), so when the endpoint still names ``previous``'s config and has not been
+    modified since, ``previous`` is returned after one ``DescribeEndpoint``.
+    """
+    try:
+        described = sagemaker.describe_endpoint(EndpointName=endpoint)
+    except ClientError as exc:
+        if has_code(exc, "ValidationException", "ValidationError", "ResourceNotFound"):
+            raise validation_error(f"Endpoint {endpoint} of account {ACCOUNT_ID} not found.") from None
+        raise
+    if described.get("EndpointStatus") not in ("InService", "Updating"):
+        raise validation_error(f"Endpoint {endpoint} is {described.get('EndpointStatus')}, not InService.")
+    config_name = described["EndpointConfigName"]
+    version = f"{config_name}@{described.get('LastModifiedTime')}"
+    if previous is not None and previous.version == version:
+        return previous
+    try:
+        config = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
+    except ClientError as exc:
+        raise validation_error(f"endpoint config {config_name} of endpoint {endpoint}: {exc}") from None
+    variants = tuple(
+        Variant(v["VariantName"], v["ModelName"], float(v.get("InitialVariantWeight", 1.0)))
+        for v in config.get("ProductionVariants", [])
+    )
+    sources: dict[str, ModelSource] = {}
+    for variant in variants:
         try:
-            described = self.sagemaker.describe_endpoint(EndpointName=endpoint)
-        except ClientError as exc:
-            if has_code(exc, "ValidationException", "ValidationError", "ResourceNotFound"):
-                raise validation_error(f"Endpoint {endpoint} of account {ACCOUNT_ID} not found.") from None
-            raise
-        if described.get("EndpointStatus") not in ("InService", "Updating"):
-            raise validation_error(
-                f"Endpoint {endpoint} is {described.get('EndpointStatus')}, not InService."
-            )
-        config_name = described["EndpointConfigName"]
-        try:
-            config = self.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
-        except ClientError as exc:
-            raise validation_error(f"endpoint config {config_name} of endpoint {endpoint}: {exc}") from None
-        variants = [
-            Variant(v["VariantName"], v["ModelName"], float(v.get("InitialVariantWeight", 1.0)))
-            for v in config.get("ProductionVariants", [])
-        ]
-        variant = self.pick(variants, target)
-        try:
-            model = self.sagemaker.describe_model(ModelName=variant.model_name)
+            model = sagemaker.describe_model(ModelName=variant.model_name)
         except ClientError as exc:
             raise validation_error(f"model {variant.model_name} of endpoint {endpoint}: {exc}") from None
         container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
         url = container.get("ModelDataUrl")
         if not url:
             raise model_error(f"model {variant.model_name} has no ModelDataUrl", variant.name)
+        environment = container.get("Environment") or {}
         builtin = is_builtin_xgboost_model(container)
-        batch = builtin and bool((container.get("Environment") or {}).get("SAGEMAKER_BATCH"))
-        return variant, ModelSource(url, builtin, batch, container.get("Image"))
+        workers = environment.get("SAGEMAKER_MODEL_SERVER_WORKERS")
+        sources[variant.name] = ModelSource(
+            url,
+            builtin,
+            builtin and bool(environment.get("SAGEMAKER_BATCH")),
+            container.get("Image"),
+            int(workers) if str(workers or "").isdigit() else None,
+        )
+    capture = data_capture.parse_config(config.get("DataCaptureConfig"))
+    return Resolution(config_name, variants, sources, capture, version)
+
+
+@dataclass
+class _Entry:
+    """A cached resolution (or the error resolving it gave) and when it was last used."""
+
+    resolution: Resolution | None
+    error: InvocationError | None
+    used_at: float
+
+
+class EndpointResolver:
+    """Endpoint name → :class:`Resolution`, resolved on first use and refreshed every ``ttl`` seconds in
+    the background (never on the request path).
+
+    ``prepare`` is called with a changed resolution before it replaces the old one (loading its models),
+    so a switch of model never makes a request wait or fail. An endpoint not used for ``idle`` seconds is
+    forgotten. A refresh the control plane fails (not an AWS error) keeps the last resolution.
+    """
+
+    def __init__(
+        self,
+        resolve: Callable[[str, Resolution | None], Resolution],
+        ttl: float = RESOLVE_TTL_SECONDS,
+        prepare: Callable[[Resolution], None] | None = None,
+        idle: float = IDLE_SECONDS,
+    ) -> None:
+        self._resolve, self.ttl, self._prepare, self.idle = resolve, ttl, prepare, idle
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+        self._first: dict[str, threading.Lock] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def get(self, endpoint: str) -> Resolution:
+        entry = self._entries.get(endpoint)
+        if entry is None:
+            with self._lock:
+                lock = self._first.setdefault(endpoint, threading.Lock())
+            with lock:  # concurrent first requests resolve once
+                entry = self._entries.get(endpoint)
+                if entry is None:
+                    entry = self._fetch(endpoint, time.monotonic(), None)
+                    with self._lock:
+                        self._entries[endpoint] = entry
+            self._start()
+        entry.used_at = time.monotonic()
+        if entry.error is not None:
+            raise entry.error
+        return entry.resolution
+
+    def _fetch(self, endpoint: str, now: float, previous: Resolution | None) -> _Entry:
+        try:
+            return _Entry(self._resolve(endpoint, previous), None, now)
+        except InvocationError as error:
+            return _Entry(None, error, now)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(target=self._run, name="endpoint-resolver", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.ttl):
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Re-resolve every endpoint in use; forget idle ones."""
+        now = time.monotonic()
+        for endpoint, entry in list(self._entries.items()):
+            if now - entry.used_at > self.idle:
+                with self._lock:
+                    self._entries.pop(endpoint, None)
+                continue
+            try:
+                fresh = self._fetch(endpoint, entry.used_at, entry.resolution)
+            except Exception as exc:  # control plane unreachable: keep serving what we know
+                log.warning("refreshing endpoint %s failed (%s): serving its last resolution", endpoint, exc)
+                continue
+            changed = fresh.resolution is not None and (
+                entry.resolution is None or fresh.resolution.sources != entry.resolution.sources
+            )
+            if changed and self._prepare is not None:
+                try:
+                    self._prepare(fresh.resolution)
+                except InvocationError as error:  # the new model fails: its requests will say so
+                    log.warning("endpoint %s: preparing %s failed: %s", endpoint, fresh.resolution, error)
+            fresh.used_at = entry.used_at
+            with self._lock:
+                if endpoint in self._entries:
+                    self._entries[endpoint] = fresh
+            if changed and entry.resolution is not None:
+                log.info("endpoint %s now serves config %s", endpoint, fresh.resolution.config_name)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+class EndpointServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer holding the endpoint resolver, the model cache, the capture writer and the
+    variant RNG."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        sagemaker_client,
+        models: ModelCache,
+        seed: int = 0,
+        resolve_ttl: float = RESOLVE_TTL_SECONDS,
+        capture: data_capture.CaptureWriter | None = None,
+    ) -> None:
+        super().__init__(address, InvocationHandler)
+        self.sagemaker = sagemaker_client
+        self.models = models
+        self.resolver = EndpointResolver(
+            lambda endpoint, previous: resolve_endpoint(self.sagemaker, endpoint, previous),
+            resolve_ttl,
+            self._prepare,
+        )
+        self.capture = capture or data_capture.CaptureWriter(self._put_capture)
+        self._rng = random.Random(seed)
+        self._rng_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def _prepare(self, resolution: Resolution) -> None:
+        """Load a new resolution's models before requests are sent to them."""
+        for source in resolution.sources.values():
+            self.models.source(source)
+
+    def _put_capture(self, bucket: str, key: str, body: bytes) -> None:
+        self.models.s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/jsonl")
+
+    def pick(self, variants: tuple[Variant, ...] | list[Variant], target: str | None) -> Variant:
+        with self._rng_lock:
+            return choose_variant(list(variants), self._rng, target)
+
+    def resolve(self, endpoint: str, target: str | None) -> tuple[Variant, ModelSource]:
+        """Endpoint name → (chosen variant, its model source), from the resolver's cache."""
+        variant, source, _ = self._route(endpoint, target)
+        return variant, source
+
+    def _route(self, endpoint: str, target: str | None):
+        resolution = self.resolver.get(endpoint)
+        variant = self.pick(resolution.variants, target)
+        return variant, resolution.sources[variant.name], resolution.capture
 
     def invoke(self, endpoint: str, body: bytes, content_type: str, accept: str, target: str | None):
         """Run one invocation; returns ``(response body, content type, variant name)``."""
-        variant, source = self.resolve(endpoint, target)
-        loaded = self.models.get(source.url, source.builtin_xgboost, source.image)
+        when = datetime.now(UTC)
+        variant, source, capture = self._route(endpoint, target)
+        payload, response_type = self._predict(variant, source, body, content_type, accept)
+        if capture is not None and data_capture.sampled(capture):
+            record = data_capture.capture_record(
+                capture,
+                request=body,
+                request_type=content_type,
+                response=payload,
+                response_type=response_type,
+                when=when,
+            )
+            self.capture.add(capture, endpoint, variant.name, record, when)
+        return payload, response_type, variant.name
+
+    def _predict(self, variant: Variant, source: ModelSource, body: bytes, content_type: str, accept: str):
+        loaded = self.models.source(source)
         if loaded.worker is not None:
             try:
                 payload, response_type = loaded.worker.invoke(body, content_type, accept)
             except InvocationError as error:
                 raise model_error(error.extra["OriginalMessage"], variant.name) from None
-            return payload, response_type or JSON, variant.name
+            return payload, response_type or JSON
         if loaded.builtin_xgboost:
             try:
                 payload = predict_builtin_xgboost(loaded.model, body, content_type, source.batch)
@@ -402,7 +738,7 @@ class EndpointServer(ThreadingHTTPServer):
                 raise model_error(error.extra["OriginalMessage"], variant.name) from None
             except Exception as exc:
                 raise model_error(f"{type(exc).__name__}: {exc}", variant.name) from None
-            return payload, CSV, variant.name
+            return payload, CSV
         module = loaded.module
         try:
             data = module.input_fn(body, content_type)
@@ -412,7 +748,7 @@ class EndpointServer(ThreadingHTTPServer):
             payload = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
         except Exception as exc:
             raise model_error(f"{type(exc).__name__}: {exc}", variant.name) from None
-        return payload, response_type or JSON, variant.name
+        return payload, response_type or JSON
 
     def start(self) -> EndpointServer:
         self._thread = threading.Thread(
@@ -424,14 +760,18 @@ class EndpointServer(ThreadingHTTPServer):
     def shutdown(self) -> None:
         super().shutdown()
         self.server_close()
+        self.resolver.close()
+        self.capture.close()
         self.models.close()
 
 
 class InvocationHandler(BaseHTTPRequestHandler):
-    """``POST /endpoints/{name}/invocations`` and ``GET /ping``."""
+    """``POST /endpoints/{name}/invocations`` and ``GET /ping``; HTTP/1.1 with kept-alive connections,
+    each response written in one send with Nagle off (no delayed-ACK stall)."""
 
     server: EndpointServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
 
     def log_request(self, code: Any = "-", size: Any = "-") -> None:  # one line per request is ours
         pass
@@ -439,14 +779,20 @@ class InvocationHandler(BaseHTTPRequestHandler):
     def _send(
         self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
     ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+        """Status line, headers and body in one write."""
+        reason = self.responses.get(status, ("",))[0]
+        lines = [
+            f"{self.protocol_version} {status} {reason}",
+            f"Server: {self.version_string()}",
+            f"Date: {email.utils.formatdate(usegmt=True)}",
+            f"Content-Type: {content_type}",
+            f"Content-Length: {len(body)}",
+            f"x-amzn-RequestId: {uuid.uuid4()}",
+        ]
+        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        if self.close_connection:
+            lines.append("Connection: close")
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
 
     def _send_error(self, error: InvocationError) -> None:
         body = json.dumps(
@@ -461,20 +807,35 @@ class InvocationHandler(BaseHTTPRequestHandler):
             self._send_error(
                 InvocationError(404, "UnknownOperationException", f"no route for GET {self.path}")
             )
-        log.info("GET %s %d", self.path, 200 if self.path == "/ping" else 404)
+        log.debug("GET %s %d", self.path, 200 if self.path == "/ping" else 404)
+
+    def _read_body(self) -> bytes:
+        """The request body; a ValidationError (and the connection closed) when it cannot be read."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            self.close_connection = True
+            raise validation_error("chunked request bodies are not supported: send a Content-Length")
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True  # where the next request starts is unknown
+            raise validation_error(f"invalid Content-Length {self.headers.get('Content-Length')!r}")
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True  # the unread body would corrupt a kept-alive connection
+            raise validation_error(f"request body is {length} bytes, more than the {MAX_BODY_BYTES} allowed")
+        body = self.rfile.read(length)
+        if len(body) < length:
+            self.close_connection = True
+            raise validation_error(f"request body ended after {len(body)} of {length} bytes")
+        return body
 
     def do_POST(self) -> None:
         started = time.monotonic()
         parts = urlsplit(self.path).path.strip("/").split("/")
         endpoint, variant, status = "", "-", 200
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY_BYTES:
-                self.close_connection = True  # the unread body would corrupt a kept-alive connection
-                raise validation_error(
-                    f"request body is {length} bytes, more than the {MAX_BODY_BYTES} allowed"
-                )
-            body = self.rfile.read(length)
+            body = self._read_body()
             if len(parts) != 3 or parts[0] != "endpoints" or parts[2] != "invocations":
                 raise InvocationError(404, "UnknownOperationException", f"no route for POST {self.path}")
             endpoint = unquote(parts[1])
@@ -493,14 +854,15 @@ class InvocationHandler(BaseHTTPRequestHandler):
             status = 500
             log.exception("invocation of %s failed", endpoint)
             self._send_error(InvocationError(500, "InternalFailure", f"{type(exc).__name__}: {exc}"))
-        log.info(
-            "POST %s endpoint=%s variant=%s status=%d %.3fs",
-            self.path,
-            endpoint,
-            variant,
-            status,
-            time.monotonic() - started,
-        )
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "POST %s endpoint=%s variant=%s status=%d %.3fs",
+                self.path,
+                endpoint,
+                variant,
+                status,
+                time.monotonic() - started,
+            )
 
 
 def serving_interpreter(framework_envs: bool | None = None) -> Interpreter | None:
@@ -518,18 +880,24 @@ def serve(
     region: str = "us-east-1",
     seed: int = 0,
     framework_envs: bool | None = None,
+    resolve_ttl: float = RESOLVE_TTL_SECONDS,
+    model_workers: int = DEFAULT_MODEL_WORKERS,
 ) -> EndpointServer:
-    """Start the endpoint server in a background thread; call ``.shutdown()`` to stop it.
+    """Start the endpoint server in a background thread; call ``.shutdown()`` to stop it (it flushes the
+    buffered data capture).
 
     ``framework_envs``: serve each model on its image's framework environment (true), or every model in
     this process (false); ``None``: as ``SAGELAKE_LOCAL_FRAMEWORK_ENVS`` says (default true).
+    ``resolve_ttl``: how often (s) an endpoint's config and models are re-read (a switch is seen within
+    it, plus the new model's load). ``model_workers``: worker processes per framework-env model unless
+    its container sets ``SAGEMAKER_MODEL_SERVER_WORKERS``.
     """
     session = boto3.session.Session(region_name=region)
     sagemaker = session.client("sagemaker", endpoint_url=control_plane_url)
     s3 = session.client("s3", endpoint_url=control_plane_url)
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    models = ModelCache(s3, Path(cache_dir), serving_interpreter(framework_envs))
-    return EndpointServer((host, port), sagemaker, models, seed).start()
+    models = ModelCache(s3, Path(cache_dir), serving_interpreter(framework_envs), model_workers)
+    return EndpointServer((host, port), sagemaker, models, seed, resolve_ttl).start()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -539,9 +907,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--control-plane-url", default="http://127.0.0.1:4566")
     parser.add_argument("--cache-dir", default=".local/endpoint-cache")
     parser.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+    parser.add_argument("--resolve-ttl", type=float, default=RESOLVE_TTL_SECONDS)
+    parser.add_argument("--model-workers", type=int, default=DEFAULT_MODEL_WORKERS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    server = serve(args.host, args.port, args.control_plane_url, args.cache_dir, args.region)
+    server = serve(
+        args.host,
+        args.port,
+        args.control_plane_url,
+        args.cache_dir,
+        args.region,
+        resolve_ttl=args.resolve_ttl,
+        model_workers=args.model_workers,
+    )
     host, port = server.server_address[:2]
     where = "their framework environments" if server.models.interpreter else "the server's Python"
     print(

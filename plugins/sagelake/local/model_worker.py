@@ -10,6 +10,11 @@ Framing, both ways: one JSON header line, then ``length`` bytes of body. Request
 ``content_type`` and ``accept``; replies ``ok`` and ``content_type``, or ``ok: false`` and ``error``.
 The first reply (no request) says whether the model loaded. What the inference code prints goes to
 stderr (the server's log): stdout is the channel.
+
+``python -I model_worker.py --spare`` is a warm spare: it imports what framework inference code
+usually needs (:data:`PRELOAD`, each if installed), says so (``{"ok": true, "spare": true}``), then waits
+for one ``{"directory": ...}`` message and serves that model as above. The server keeps one ready, so
+a newly deployed model is served in the time of its ``model_fn``, not of a fresh interpreter's imports.
 """
 
 from __future__ import annotations
@@ -23,6 +28,19 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 MODULE_NAME = "sagelake_served_inference"
+SPARE = "--spare"
+PRELOAD = (
+    "numpy",
+    "pandas",
+    "joblib",
+    "sklearn",
+    "sklearn.pipeline",
+    "sklearn.compose",
+    "sklearn.preprocessing",
+    "sklearn.impute",
+    "sklearn.linear_model",
+    "sklearn.ensemble",
+)
 
 
 def write_message(stream: BinaryIO, header: dict[str, Any], body: bytes = b"") -> None:
@@ -87,10 +105,35 @@ def serve(directory: Path, requests: BinaryIO, replies: BinaryIO) -> int:
     return 0
 
 
+def warm_up(modules: tuple[str, ...] = PRELOAD) -> list[str]:
+    """Import ``modules`` (those installed); returns the ones imported."""
+    imported = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            continue
+        imported.append(name)
+    return imported
+
+
+def serve_spare(requests: BinaryIO, replies: BinaryIO) -> int:
+    """Warm up, say so, wait for the model directory to serve (end of stream: exit)."""
+    write_message(replies, {"ok": True, "spare": True, "preloaded": warm_up()})
+    message = read_message(requests)
+    if message is None:
+        return 0
+    directory = Path(message[0]["directory"])
+    os.chdir(directory)
+    return serve(directory, requests, replies)
+
+
 def main(argv: list[str]) -> int:
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # prints of the inference code: to the log
     sys.stdout = sys.stderr
+    if argv[0] == SPARE:
+        return serve_spare(sys.stdin.buffer, replies)
     return serve(Path(argv[0]), sys.stdin.buffer, replies)
 
 

@@ -91,11 +91,15 @@ def endpoint_request(
     model_data_url: str,
     instance_type: str,
     variant_name: str = "primary",
+    data_capture_uri: str | None = None,
+    data_capture_percentage: int = 100,
 ) -> dict[str, Any]:
     """Model + EndpointConfig + Endpoint requests, as the provider's SageMakerEndpointOperator takes them.
 
     A model on the XGBoost image is served by the built-in algorithm (no inference script); any other
     (the scikit-learn container) runs ``code/inference.py`` from the model artefact (script mode).
+    ``data_capture_uri``: capture ``data_capture_percentage`` % of the invocations (request and answer,
+    CSV/JSON as text) under that S3 prefix (``DataCaptureConfig``); None: no capture.
     """
     from sagelake.ml.images import is_xgboost_image  # images imports this module
 
@@ -105,20 +109,32 @@ def endpoint_request(
             "SAGEMAKER_PROGRAM": "inference.py",
             "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
         }
+    endpoint_config: dict[str, Any] = {
+        "EndpointConfigName": endpoint_config_name,
+        "ProductionVariants": [
+            {
+                "VariantName": variant_name,
+                "ModelName": model_name,
+                "InitialInstanceCount": 1,
+                "InstanceType": instance_type,
+                "InitialVariantWeight": 1.0,
+            }
+        ],
+    }
+    if data_capture_uri:
+        endpoint_config["DataCaptureConfig"] = {
+            "EnableCapture": True,
+            "InitialSamplingPercentage": int(data_capture_percentage),
+            "DestinationS3Uri": data_capture_uri,
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            "CaptureContentTypeHeader": {
+                "CsvContentTypes": ["text/csv"],
+                "JsonContentTypes": ["application/json"],
+            },
+        }
     return {
         "Model": {"ModelName": model_name, "ExecutionRoleArn": role, "PrimaryContainer": container},
-        "EndpointConfig": {
-            "EndpointConfigName": endpoint_config_name,
-            "ProductionVariants": [
-                {
-                    "VariantName": variant_name,
-                    "ModelName": model_name,
-                    "InitialInstanceCount": 1,
-                    "InstanceType": instance_type,
-                    "InitialVariantWeight": 1.0,
-                }
-            ],
-        },
+        "EndpointConfig": endpoint_config,
         "Endpoint": {"EndpointName": endpoint_name, "EndpointConfigName": endpoint_config_name},
     }
 

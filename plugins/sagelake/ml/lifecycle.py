@@ -56,6 +56,28 @@ def package_version(package_arn: str) -> int:
     return int(tail)
 
 
+SWITCH_WAIT_S = 10.0  # how long an endpoint update may take to serve the new model
+
+
+def _invoke_switched(runtime: Any, **request: Any) -> dict[str, Any]:
+    """``InvokeEndpoint``, retried on ``ModelError`` for :data:`SWITCH_WAIT_S`: right after an update the
+    previous model may still answer (blue/green), in a protocol the new one does not share."""
+    import time
+
+    from botocore.exceptions import ClientError
+
+    from sagelake.aws_errors import has_code
+
+    deadline = time.monotonic() + SWITCH_WAIT_S
+    while True:
+        try:
+            return runtime.invoke_endpoint(**request)
+        except ClientError as error:
+            if not has_code(error, "ModelError") or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def invoke_with_rows(
     sagemaker: Any, runtime: Any, s3: Any, endpoint_name: str, rows_uri: str, n: int = 3
 ) -> dict[str, Any]:
@@ -73,8 +95,11 @@ def invoke_with_rows(
 
         from sagelake.ml.training_data import serving_csv
 
-        response = runtime.invoke_endpoint(
-            EndpointName=endpoint_name, ContentType="text/csv", Body=serving_csv(pd.DataFrame(instances))
+        response = _invoke_switched(
+            runtime,
+            EndpointName=endpoint_name,
+            ContentType="text/csv",
+            Body=serving_csv(pd.DataFrame(instances)),
         )
         text = response["Body"].read().decode()
         scores = [float(v) for v in text.replace("\n", ",").split(",") if v.strip()]
@@ -82,7 +107,8 @@ def invoke_with_rows(
             {"predictions": [{"churn_probability": v} for v in scores]}, len(instances)
         )
     else:
-        response = runtime.invoke_endpoint(
+        response = _invoke_switched(
+            runtime,
             EndpointName=endpoint_name,
             ContentType="application/json",
             Accept="application/json",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import random
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import boto3
 import joblib
@@ -39,7 +42,11 @@ def output_fn(prediction, accept):
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two real models from train.py (different data and hyperparameters) and a broken archive dir."""
-    root = tmp_path_factory.mktemp("models")
+    return train_model_dirs(tmp_path_factory.mktemp("models"))
+
+
+def train_model_dirs(root: Path) -> dict[str, Path]:
+    """Models ``v1`` and ``v2`` trained by train.py under ``root``, and ``broken`` (predict fails)."""
     train = load_script("train")
     dirs = {}
     for name, seed, depth in (("v1", 1, "2"), ("v2", 2, "4")):
@@ -110,6 +117,16 @@ def create_endpoint(sagemaker, config: str) -> str:
     return name
 
 
+def eventually(check, timeout_s: float = 30.0) -> bool:
+    """Whether ``check()`` becomes true within ``timeout_s`` (polled)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
 def local_probabilities(model_dir: Path, frame) -> list[float]:
     bundle = joblib.load(model_dir / "model.joblib")
     return bundle["pipeline"].predict_proba(frame[bundle["features"]])[:, 1].tolist()
@@ -147,9 +164,10 @@ def test_invoke_serves_the_model_and_follows_updates(sagemaker, s3, bucket, runt
     sagemaker.update_endpoint(
         EndpointName=endpoint, EndpointConfigName=register(sagemaker, s3, bucket, model_dirs["v2"])
     )
-    updated, _ = invoke_json(runtime, endpoint, frame)
-    assert updated == local_probabilities(model_dirs["v2"], frame)
-    assert updated != probabilities
+    expected = local_probabilities(model_dirs["v2"], frame)
+    assert expected != probabilities
+    # the switch is blue/green: the old model answers until the new one is loaded, then the new one
+    assert eventually(lambda: invoke_json(runtime, endpoint, frame)[0] == expected)
 
 
 def test_target_variant_is_honoured(sagemaker, s3, bucket, runtime, model_dirs) -> None:
@@ -211,3 +229,49 @@ def test_choose_variant_by_weight() -> None:
         "A",
         "B",
     }
+
+
+def test_connections_are_kept_alive_across_answers_and_errors(
+    sagemaker, s3, bucket, runtime, model_dirs
+) -> None:
+    endpoint = create_endpoint(sagemaker, register(sagemaker, s3, bucket, model_dirs["v1"]))
+    frame = synthetic_features(2, 9)
+    body = json.dumps({"instances": frame.drop(columns=["customer_id", "churned"]).to_dict("records")})
+    address = urlsplit(runtime.meta.endpoint_url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    sockets, statuses = set(), []
+    for method, path, payload in (
+        ("POST", f"/endpoints/{endpoint}/invocations", body),
+        ("POST", "/endpoints/no-such-endpoint/invocations", body),  # 400
+        ("POST", "/nowhere", body),  # 404
+        ("POST", f"/endpoints/{endpoint}/invocations", '{"instances": [{"plan": "basic"}]}'),  # 424
+        ("GET", "/ping", None),
+        ("POST", f"/endpoints/{endpoint}/invocations", body),
+    ):
+        connection.request(method, path, payload, headers)
+        response = connection.getresponse()
+        answer = response.read()
+        assert not response.will_close
+        assert int(response.headers["Content-Length"]) == len(answer)
+        statuses.append(response.status)
+        sockets.add(id(connection.sock))
+    assert statuses == [200, 400, 404, 424, 200, 200]
+    assert len(sockets) == 1  # one connection for all of them
+    assert (
+        json.loads(answer)["predictions"][0]["churn_probability"]
+        == local_probabilities(model_dirs["v1"], frame)[0]
+    )
+
+    # a body the server will not read, or a client that asks to close: answered, then closed
+    connection.putrequest("POST", f"/endpoints/{endpoint}/invocations")
+    connection.putheader("Content-Length", str(7 * 1024 * 1024))
+    connection.endheaders()
+    response = connection.getresponse()
+    assert (response.status, response.headers["Connection"], response.will_close) == (400, "close", True)
+    response.read()
+    connection.close()
+    connection.request("POST", f"/endpoints/{endpoint}/invocations", body, {**headers, "Connection": "close"})
+    response = connection.getresponse()
+    assert response.status == 200 and response.will_close
+    connection.close()
