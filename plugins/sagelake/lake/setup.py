@@ -28,8 +28,10 @@ from sagelake.lake.layout import Lake, split_s3_uri
 
 MANAGED_RULE_PREFIX = "sagelake-"
 MANAGED_SID_PREFIX = "Sagelake"
-# where spot training jobs checkpoint (sagelake.ml.spot.checkpoint_uri): left behind by finished jobs
+# where spot training jobs checkpoint (sagelake.ml.spot.checkpoint_uri): left behind by finished jobs;
+# batch scoring's per-run input and outputs (sagelake.ml.batch.batch_prefix), left behind by failed runs
 CHECKPOINTS_PREFIX = "checkpoints/"
+BATCH_PREFIX = "batch/"
 TLS_ONLY_SID = "SagelakeDenyInsecureTransport"
 PUBLIC_ACCESS_BLOCK = {
     "BlockPublicAcls": True,
@@ -164,7 +166,7 @@ def lifecycle_rules(lake: Lake, policy: LakePolicy) -> list[dict[str, Any]]:
                 "Filter": {"Prefix": prefix},
                 "Expiration": {"Days": policy.scratch_expiry_days},
             }
-            for prefix in (top_prefix(lake.training_data(any_dt, "r")), CHECKPOINTS_PREFIX)
+            for prefix in (top_prefix(lake.training_data(any_dt, "r")), CHECKPOINTS_PREFIX, BATCH_PREFIX)
         ),
         {
             "ID": f"{MANAGED_RULE_PREFIX}abort-incomplete-multipart-uploads",

@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 
 from sagelake.lake.catalog import CHURN_FEATURES_COLUMNS
 from sagelake.lake.layout import check_dt, split_s3_uri
+from sagelake.lake.objects import put_only
 
 LABEL = "churned"
 KEY = "customer_id"
@@ -258,7 +259,7 @@ def write_channels(s3: Any, matrices: Mapping[str, pd.DataFrame], root_uri: str)
     uris = {}
     for channel, matrix in matrices.items():
         uris[channel] = f"{root}/{channel}/"
-        _put_only(s3, uris[channel], f"{channel}.csv", to_csv_rows(matrix), "text/csv")
+        put_only(s3, uris[channel], f"{channel}.csv", to_csv_rows(matrix), "text/csv")
     return uris
 
 
@@ -298,6 +299,7 @@ class TrainingData:
             "rows": dict(self.rows),
             "layout": self.layout,
             "train_days": sorted(self.window.train),
+            "window": {dt: self.window.train.get(dt) or self.window.holdout[dt] for dt in self.window.days},
             "holdout_day": self.window.newest,
             "holdout_share": self.window.holdout_share,
         }
@@ -345,16 +347,6 @@ def split_training_rows(
     return split
 
 
-def _put_only(s3: Any, prefix_uri: str, name: str, body: bytes, content_type: str) -> None:
-    """Make ``<prefix>/<name>`` the only object under ``prefix_uri`` (SageMaker reads all of a prefix)."""
-    bucket, prefix = split_s3_uri(prefix_uri)
-    key = f"{prefix}{name}"
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    for stale in [o["Key"] for page in pages for o in page.get("Contents", []) if o["Key"] != key]:
-        s3.delete_object(Bucket=bucket, Key=stale)
-    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
-
-
 def _parquet_bytes(frame: pd.DataFrame) -> bytes:
     body = io.BytesIO()
     frame.to_parquet(body, index=False)
@@ -384,16 +376,16 @@ def prepare_training_data(
     split = split_training_rows(frames, window, validation_share)
     root = root_uri.rstrip("/")
     holdout_uri = f"{root}/{HOLDOUT}/"
-    _put_only(
+    put_only(
         s3, holdout_uri, f"{HOLDOUT}.parquet", _parquet_bytes(split[HOLDOUT]), "application/octet-stream"
     )
     if layout == "csv":
         written = {name: labelled_matrix(split[name]) for name in CHANNELS}
         for name, matrix in written.items():
-            _put_only(s3, f"{root}/{name}/", f"{name}.csv", to_csv_rows(matrix), "text/csv")
+            put_only(s3, f"{root}/{name}/", f"{name}.csv", to_csv_rows(matrix), "text/csv")
     else:
         written = {"train": pd.concat([split["train"], split["validation"]], ignore_index=True)}
-        _put_only(
+        put_only(
             s3,
             f"{root}/train/",
             "train.parquet",

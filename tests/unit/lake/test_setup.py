@@ -96,6 +96,7 @@ def test_lifecycle_prefixes_come_from_the_lake_layout() -> None:
     assert rules["sagelake-athena-results-expiry"]["Filter"] == {"Prefix": "athena-results/"}
     assert rules["sagelake-training-expiry"]["Filter"] == {"Prefix": "training/"}
     assert rules["sagelake-checkpoints-expiry"]["Expiration"] == {"Days": 30}
+    assert rules["sagelake-batch-expiry"]["Filter"] == {"Prefix": "batch/"}
     assert checkpoint_uri("lake", "job").startswith(
         "s3://lake/" + rules["sagelake-checkpoints-expiry"]["Filter"]["Prefix"]
     )
