@@ -1,11 +1,13 @@
 """Tune → evaluate against the champion → register → decide (policy or a person) → deploy → smoke test.
 
-Runs when `churn_prepare` publishes a checked `churn_features` partition (or manually with
+Runs when `churn_prepare` publishes a checked `churn_features` partition, when `churn_drift` finds that
+a partition or the endpoint's traffic drifted from the serving model's baseline (or manually with
 `{"dt": "YYYY-MM-DD"}`, and `{"algorithm": "xgboost"}` for SageMaker's built-in XGBoost instead of the
 scikit-learn script); every partition is read where the Glue Data Catalog publishes it:
 1. **training_data** — the window: the last N published partitions up to `dt`; a fixed, hash-chosen
    share of the newest day's customers is held out (never trained on); the rest become the channels
-   (Parquet for script mode, label-first CSV for built-in XGBoost) with a validation share for tuning.
+   (Parquet for script mode, label-first CSV for built-in XGBoost) with a validation share for tuning;
+   **drift_baseline** writes the window's statistics, the baseline `churn_drift` compares new data with.
 2. **tune** — a SageMaker hyperparameter tuning job (Bayesian by default; the objective `validation:auc`
    parsed from each trial's log). Locally every trial really trains, at most as many at once as cores.
 3. **best_model** — the best trial's model; every trial is tracked in MLflow (parameters, metrics, model).
@@ -39,6 +41,7 @@ from sagelake.config.params import pipeline_params
 from sagelake.config.settings import AWS_CONN_ID, deployment_settings, model_settings
 from sagelake.lake.assets import curated_features
 from sagelake.ml.algorithms import ALGORITHMS
+from sagelake.ml.retraining import retraining_requested
 from sagelake.operators.sagemaker import (
     DeployEndpointOperator,
     ModelApprovalOperator,
@@ -95,6 +98,24 @@ def training_data(dt: str, params: dict[str, Any], run_id: str) -> dict[str, Any
     newest = published(glue, params["glue_database"], "churn_features", data.window.newest)
     print(f"window {sorted(data.window.days)}; rows {data.rows}; held out: {data.holdout_uri}")
     return {**data.to_dict(), "algorithm": spec.name, "version": newest.version if newest else ""}
+
+
+@task
+def drift_baseline(data: dict[str, Any], dt: str, params: dict[str, Any], run_id: str) -> dict[str, str]:
+    """The training window's drift baseline (Model Monitor's statistics.json / constraints.json), which
+    ``churn_drift`` compares each new partition and the endpoint's traffic with."""
+    from sagelake.config.settings import drift_settings
+    from sagelake.ml.drift import Thresholds
+    from sagelake.ml.drift_store import baseline_id, write_training_baseline
+
+    return write_training_baseline(
+        s3_client(),
+        params["bucket"],
+        baseline_id(dt, run_id),
+        data["window"],
+        Thresholds.from_settings(drift_settings()),
+        run_id=run_id,
+    )
 
 
 @task
@@ -301,6 +322,7 @@ def approval_request(decision: dict[str, Any], report_url: str, dt: str) -> str:
 def endpoint_request(register_arn: str, dt: str, params: dict[str, Any], run_id: str) -> dict[str, Any]:
     """Model + endpoint config + endpoint requests serving the approved package version."""
     from sagelake.ml.aws_requests import endpoint_request as build
+    from sagelake.ml.drift_store import capture_destination
     from sagelake.ml.lifecycle import package_container, package_version
     from sagelake.ml.naming import resource_name
 
@@ -316,6 +338,7 @@ def endpoint_request(register_arn: str, dt: str, params: dict[str, Any], run_id:
         image_uri=container["Image"],
         model_data_url=container["ModelDataUrl"],
         instance_type=params["endpoint_instance_type"],
+        data_capture_uri=capture_destination(params["bucket"]),  # what churn_drift reads
     )
 
 
@@ -332,7 +355,7 @@ def smoke_test(data: dict[str, Any]) -> dict[str, Any]:
 
 @dag(
     dag_id="churn_train_deploy",
-    schedule=[curated_features()],
+    schedule=curated_features() | retraining_requested(),  # each published day, or drift
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -356,6 +379,7 @@ def smoke_test(data: dict[str, Any]) -> dict[str, Any]:
 def churn_train_deploy() -> None:
     dt = partition()
     data = training_data(dt)
+    baseline = drift_baseline(data, dt)
     tune = SagelakeTuningOperator(
         task_id="tune",
         config=tuning_job(data, dt),
@@ -363,6 +387,7 @@ def churn_train_deploy() -> None:
         deferrable=True,
         check_interval=30,
     )
+    baseline >> tune
     best = best_model(tune.output, data, dt)
     evaluate = SagelakeProcessingOperator(
         task_id="evaluate",

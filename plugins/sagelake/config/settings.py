@@ -269,3 +269,30 @@ def framework_envs_dir() -> Path:
     ``.venv/frameworks``: built by ``make venv``, shared by the stack and the tests, kept by
     ``make clean``)."""
     return Path(_env("SAGELAKE_FRAMEWORK_ENVS_DIR", str(PROJECT_ROOT / ".venv" / "frameworks")))
+
+
+# --- Monitoring: data drift against the training baseline (issue 11, sagelake.ml.drift, churn_drift) ---
+def drift_settings() -> dict[str, object]:
+    """When ``churn_drift`` calls a feature drifted and asks for retraining: deployment settings, not params.
+
+    ``psi_threshold`` (``SAGELAKE_DRIFT_PSI_THRESHOLD``, 0.2): a numeric feature whose population stability
+    index exceeds it drifted; ``ks_pvalue`` (``SAGELAKE_DRIFT_KS_PVALUE``, 0.01): the significance level of
+    the Kolmogorov–Smirnov test (numeric) and of the chi-squared test (categorical); ``linf_threshold``
+    (``SAGELAKE_DRIFT_LINF_THRESHOLD``, 0.1): Model Monitor's ``comparison_threshold``, the distance (L∞
+    between category shares, KS distance between CDFs) a feature must also exceed; ``categorical_method``
+    (``SAGELAKE_DRIFT_CATEGORICAL_METHOD``, ``LInfinity`` or ``ChiSquared``): Model Monitor's
+    ``categorical_drift_method``; ``capture_uri`` (``SAGELAKE_DATA_CAPTURE_URI``, default empty: the
+    lake's ``monitoring/capture/``): the endpoint's data capture destination.
+    """
+    method = _env("SAGELAKE_DRIFT_CATEGORICAL_METHOD", "LInfinity")
+    if method not in ("LInfinity", "ChiSquared"):
+        raise ValueError(f"SAGELAKE_DRIFT_CATEGORICAL_METHOD={method!r} is not LInfinity or ChiSquared")
+    return {
+        "psi_threshold": _fraction(
+            "SAGELAKE_DRIFT_PSI_THRESHOLD", "0.2", low=0, high=float("inf"), closed_high=False
+        ),
+        "ks_pvalue": _fraction("SAGELAKE_DRIFT_KS_PVALUE", "0.01", low=0, high=1, closed_high=False),
+        "linf_threshold": _fraction("SAGELAKE_DRIFT_LINF_THRESHOLD", "0.1", low=0, high=1, closed_high=False),
+        "categorical_method": method,
+        "capture_uri": _env("SAGELAKE_DATA_CAPTURE_URI", ""),
+    }
