@@ -21,7 +21,16 @@ $(FRAMEWORKS): $(STAMP) plugins/sagelake/local/framework_env.py
 	$(RUN) -m sagelake.local.framework_env
 	@mkdir -p $(dir $(FRAMEWORKS)) && touch $(FRAMEWORKS)
 
-venv: $(STAMP) $(FRAMEWORKS)
+# checkov lints include/infra/ (tests/unit/include/test_infra_templates.py) from its own environment: its
+# pins conflict with cfn-lint's in the project venv.
+CHECKOV := $(VENV)/tools/checkov/bin/checkov
+
+$(CHECKOV): requirements-checkov.txt $(STAMP)
+	$(BIN)/uv venv --quiet --allow-existing --python $(BIN)/python $(VENV)/tools/checkov
+	$(BIN)/uv pip install --quiet --python $(VENV)/tools/checkov/bin/python -r requirements-checkov.txt
+	@touch $(CHECKOV)
+
+venv: $(STAMP) $(FRAMEWORKS) $(CHECKOV)
 
 demo: venv  ## start the local stack, run the whole pipeline, print the result
 	$(RUN) -m devstack.demo

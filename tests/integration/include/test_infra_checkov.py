@@ -1,0 +1,56 @@
+"""checkov on the CloudFormation templates of include/infra/, from its own environment (make venv builds
+``.venv/tools/checkov``; its pins conflict with cfn-lint's): nothing fails, and every suppression the
+templates carry is needed (without them, exactly the suppressed checks fail)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.constants import ROOT
+
+TEMPLATES = sorted((ROOT / "include" / "infra").glob("*.cfn.json"))
+
+
+def checkov_skips(tpl: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(resource, check id, comment) of every checkov suppression in the template."""
+    return [
+        (name, skip["id"], skip["comment"])
+        for name, resource in tpl["Resources"].items()
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", [])
+    ]
+
+
+CHECKOV = ROOT / ".venv" / "tools" / "checkov" / "bin" / "checkov"  # make venv builds it (own env)
+
+
+def checkov_failures(path: Path) -> list[tuple[str, str]]:
+    """(resource, check id) of every failed checkov check of the template, from checkov's own environment."""
+    assert CHECKOV.exists(), f"{CHECKOV} is missing: run make venv (requirements-checkov.txt)"
+    done = subprocess.run(
+        [str(CHECKOV), "-f", str(path), "--framework", "cloudformation", "-o", "json", "--compact"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"},
+    )
+    assert done.returncode in (0, 1), done.stderr[-2000:]  # 1: some check failed
+    report = json.loads(done.stdout)
+    reports = report if isinstance(report, list) else [report]
+    failed = [c for r in reports for c in r.get("results", {}).get("failed_checks", [])]
+    return sorted((c["resource"].split(".")[-1], c["check_id"]) for c in failed)
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
+def test_checkov_fails_nothing_and_every_suppression_is_needed(path: Path, tmp_path: Path) -> None:
+    assert checkov_failures(path) == []
+    tpl = json.loads(path.read_text())
+    for resource in tpl["Resources"].values():
+        resource.get("Metadata", {}).pop("checkov", None)
+    bare = tmp_path / path.name
+    bare.write_text(json.dumps(tpl))
+    assert checkov_failures(bare) == sorted((r, c) for r, c, _ in checkov_skips(json.loads(path.read_text())))
