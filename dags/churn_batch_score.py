@@ -74,8 +74,9 @@ def transform_input(dt: str, params: dict[str, Any], run_id: str) -> dict[str, A
     from airflow.sdk.exceptions import AirflowSkipException
 
     from sagelake.lake.publish import published_location
-    from sagelake.ml.batch import batch_prefix, prepare_transform_input, serving_model
+    from sagelake.ml.batch import batch_prefix, prepare_transform_input
     from sagelake.ml.naming import run_suffix
+    from sagelake.ml.serving import serving_model
     from sagelake.ml.training_data import read_partition
     from sagelake.operators.sagemaker import find_model_package
 

@@ -222,12 +222,13 @@ def evaluation_job(
     from sagelake.ml import evaluation
     from sagelake.ml.images import is_builtin_xgboost_model
     from sagelake.ml.naming import resource_name
+    from sagelake.ml.serving import serving_model
 
-    champion = evaluation.serving_model_container(sagemaker_client(), DEPLOYMENT["endpoint_name"])
+    champion = serving_model(sagemaker_client(), DEPLOYMENT["endpoint_name"])
     builtin = is_builtin_xgboost_model({"Image": best["image_uri"]})
-    if champion and is_builtin_xgboost_model(champion) != builtin:
+    if champion and champion.builtin_xgboost != builtin:
         # no container runs both kinds of model: the challenger alone, and `decide` asks a person
-        print(f"champion {champion['ModelDataUrl']} is another kind of model: not scored")
+        print(f"champion {champion.model_url} is another kind of model: not scored")
         champion = None
     name = resource_name("churn-eval", dt, run_id)
     image = evaluation.evaluation_image_uri(
@@ -237,14 +238,14 @@ def evaluation_job(
         champion_builtin_xgboost=builtin if champion else None,
         local=is_local(),
     )
-    print(f"champion: {champion['ModelDataUrl'] if champion else 'none scored'}")
+    print(f"champion: {champion.model_url if champion else 'none scored'}")
     return evaluation.evaluation_request(
         job_name=name,
         role=DEPLOYMENT["sagemaker_role"],
         image_uri=image,
         code_uri=evaluation.publish_evaluation_code(s3_client(), params["bucket"]),
         challenger_model_uri=best["model_url"],
-        champion_model_uri=champion["ModelDataUrl"] if champion else None,
+        champion_model_uri=champion.model_url if champion else None,
         holdout_uri=data["holdout_uri"],
         report_uri=evaluation.report_prefix(params["bucket"], dt, name),
         instance_type=params["training_instance_type"],

@@ -1,7 +1,8 @@
 """Batch inference as requests and plain functions: score a published ``churn_features`` partition with
 the model production serves, through a SageMaker batch transform job.
 
-- **Which model** (:func:`serving_model`): the SageMaker Model the production endpoint serves (endpoint →
+- **Which model** (:func:`sagelake.ml.serving.serving_model`): the SageMaker Model the production
+  endpoint serves (endpoint →
   config → first variant → model). Its batch scores are then the answers the endpoint gives for the same
   rows, and a transform job takes that ``ModelName`` as it is (no model to create).
 - **Input** (:func:`prepare_transform_input`): the partition's rows, in the protocol the model speaks —
@@ -23,7 +24,6 @@ import hashlib
 import io
 import json
 import math
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import pandas as pd
@@ -34,7 +34,6 @@ from sagelake.lake.catalog import PARTITION_KEYS, glue_columns, parquet_storage,
 from sagelake.lake.layout import Lake, check_dt, split_s3_uri
 from sagelake.lake.objects import put_only
 from sagelake.lake.publish import publish, version_location
-from sagelake.ml.images import is_builtin_xgboost_model
 from sagelake.ml.training_data import KEY, LABEL, serving_csv
 
 SCORES_TABLE = "churn_scores"
@@ -59,41 +58,6 @@ NOT_FEATURES = (KEY, LABEL, "dt")
 
 class BatchScoringError(ValueError):
     """Scores cannot be produced or joined (no serving model, outputs that do not match the input)."""
-
-
-@dataclass(frozen=True)
-class ServingModel:
-    """The SageMaker Model an endpoint serves, and how it is served."""
-
-    endpoint_name: str
-    model_name: str
-    image: str
-    model_url: str
-    builtin_xgboost: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def serving_model(sagemaker: Any, endpoint_name: str) -> ServingModel | None:
-    """The model ``endpoint_name`` serves (its first variant's); ``None`` when there is no such endpoint."""
-    try:
-        endpoint = sagemaker.describe_endpoint(EndpointName=endpoint_name)
-    except ClientError as error:
-        if has_code(error, "ValidationException"):
-            return None
-        raise
-    config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
-    name = config["ProductionVariants"][0]["ModelName"]
-    model = sagemaker.describe_model(ModelName=name)
-    container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
-    return ServingModel(
-        endpoint_name=endpoint_name,
-        model_name=name,
-        image=str(container.get("Image", "")),
-        model_url=str(container.get("ModelDataUrl", "")),
-        builtin_xgboost=is_builtin_xgboost_model(container),
-    )
 
 
 def batch_prefix(bucket: str, dt: str, run: str) -> str:

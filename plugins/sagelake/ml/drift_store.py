@@ -31,6 +31,7 @@ from botocore.exceptions import ClientError
 from sagelake.aws_errors import has_code
 from sagelake.lake.layout import check_dt, split_s3_uri
 from sagelake.ml.naming import resource_name
+from sagelake.ml.serving import serving_model
 from sagelake.ml.training_data import CATEGORY_VOCABULARY, CSV_FEATURE_COLUMNS, NUMERIC_FEATURES
 
 STATISTICS = "statistics.json"
@@ -131,22 +132,11 @@ def newest_baseline(s3: Any, bucket: str) -> str | None:
     return max(tied, key=lambda name: (written_at(name), name))
 
 
-def serving_model_name(sagemaker: Any, endpoint_name: str) -> str | None:
-    """The model the endpoint's first variant serves; None when there is no such endpoint."""
-    try:
-        endpoint = sagemaker.describe_endpoint(EndpointName=endpoint_name)
-    except ClientError as error:
-        if has_code(error, "ValidationException"):
-            return None
-        raise
-    config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
-    return str(config["ProductionVariants"][0]["ModelName"])
-
-
 def resolve_baseline(s3: Any, sagemaker: Any, bucket: str, endpoint_name: str) -> dict[str, str]:
     """The baseline to compare with: the one of the model production serves when it has one, else the
     newest written (``how`` says which). LookupError when no baseline was ever written."""
-    model = serving_model_name(sagemaker, endpoint_name)
+    serving = serving_model(sagemaker, endpoint_name)
+    model = serving.model_name if serving else None
     served = baseline_id_of_model(model) if model else None
     if served and exists(s3, baseline_uri(bucket, served) + STATISTICS):
         chosen, how = served, f"serving: endpoint {endpoint_name} serves {model}"

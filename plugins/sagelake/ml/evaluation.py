@@ -14,9 +14,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from sagelake.aws_errors import has_code
 from sagelake.config.settings import INCLUDE_DIR
 from sagelake.lake.layout import Lake, check_dt, split_s3_uri
 from sagelake.ml.images import sklearn_image_uri, xgboost_image_uri
@@ -220,19 +217,3 @@ def read_report(s3: Any, report_uri: str) -> dict[str, Any]:
     """The report's ``metrics.json`` (``{"models": {"challenger": {...}, "champion": {...}?}, ...}``)."""
     bucket, key = split_s3_uri(report_files(report_uri)["metrics"])
     return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-
-
-def serving_model_container(sagemaker: Any, endpoint_name: str) -> dict[str, Any] | None:
-    """The champion's container: ``PrimaryContainer`` (else the first of ``Containers``) of the model the
-    endpoint ``endpoint_name`` serves (its first variant's); ``None`` when there is no such endpoint yet
-    (SageMaker answers ``ValidationException``). ``sagelake.ml.images.is_builtin_xgboost_model`` of it
-    tells :func:`evaluation_image_uri` whether the champion is a built-in XGBoost model."""
-    try:
-        endpoint = sagemaker.describe_endpoint(EndpointName=endpoint_name)
-    except ClientError as error:
-        if has_code(error, "ValidationException"):
-            return None
-        raise
-    config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
-    model = sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
-    return dict(model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0])

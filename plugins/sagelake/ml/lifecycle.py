@@ -83,14 +83,13 @@ def invoke_with_rows(
 ) -> dict[str, Any]:
     """Invoke ``endpoint_name`` with the first ``n`` feature rows under ``rows_uri`` in the protocol of the
     model it serves (built-in XGBoost: ``text/csv``; script mode: JSON instances); check the answer."""
-    from sagelake.ml.evaluation import serving_model_container
-    from sagelake.ml.images import is_builtin_xgboost_model
+    from sagelake.ml.serving import serving_model
 
-    container = serving_model_container(sagemaker, endpoint_name)
-    if container is None:
+    model = serving_model(sagemaker, endpoint_name)
+    if model is None:
         raise ValueError(f"endpoint {endpoint_name} does not exist: nothing to smoke-test")
     instances = sample_instances(s3, rows_uri, n)
-    if is_builtin_xgboost_model(container):
+    if model.builtin_xgboost:
         import pandas as pd
 
         from sagelake.ml.training_data import serving_csv
@@ -117,7 +116,7 @@ def invoke_with_rows(
         predictions = check_predictions(json.loads(response["Body"].read()), len(instances))
     return {
         "endpoint": endpoint_name,
-        "model": container.get("ModelDataUrl"),
+        "model": model.model_url,
         "instance": instances[0],
         "prediction": predictions[0],
         "variant": response.get("InvokedProductionVariant"),

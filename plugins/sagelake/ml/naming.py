@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from typing import Any
 
 from sagelake.lake.layout import check_dt
 
@@ -44,3 +45,37 @@ def unique_name(base: str, taken: Callable[[str], bool]) -> str:
         if not taken(name):
             return name
     raise ValueError(f"{MAX_ATTEMPTS} names derived from {base!r} are all taken: clean up old resources")
+
+
+NOT_FOUND_CODE = "ValidationException"  # SageMaker's (and moto's) answer to a Describe* of an unknown name
+
+
+def free_name(
+    base: str,
+    describe: Callable[[str], Any],
+    *,
+    fail_if_exists: bool,
+    kind: str,
+    error: type[Exception] = ValueError,
+) -> str:
+    """The name to create SageMaker ``kind`` ``base`` under: ``base`` if ``describe(base)`` finds nothing,
+    else ``base-r2``, ``base-r3``… (:func:`unique_name`); with ``fail_if_exists`` a taken ``base`` raises
+    ``error`` instead. SageMaker names can never be reused. Errors other than not-found propagate."""
+    from botocore.exceptions import ClientError
+
+    from sagelake.aws_errors import has_code
+
+    def taken(name: str) -> bool:
+        try:
+            describe(name)
+        except ClientError as exc:
+            if has_code(exc, NOT_FOUND_CODE):
+                return False
+            raise
+        return True
+
+    if not fail_if_exists:
+        return unique_name(base, taken)
+    if taken(base):
+        raise error(f"A SageMaker {kind} named {base!r} already exists and its action is 'fail'")
+    return base

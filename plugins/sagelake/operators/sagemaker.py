@@ -32,7 +32,7 @@ from sagelake.ml.approval import (
     policy_description,
     record,
 )
-from sagelake.ml.naming import unique_name
+from sagelake.ml.naming import free_name
 from sagelake.ml.policy import ASK, REJECT, Decision, Policy, decide, limit_to_newest
 
 if TYPE_CHECKING:
@@ -58,22 +58,11 @@ def _exists(describe: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
 
 
 def training_job_name(base: str, describe: Callable[[str], Any], *, fail_if_exists: bool) -> str:
-    """The name to create training job ``base`` under: ``base`` if free, else ``base-r2``, ``base-r3``…
-
-    ``describe(name)`` is ``DescribeTrainingJob``. With ``fail_if_exists`` a taken ``base`` raises
-    :class:`JobNameTakenError` instead (SageMaker job names can never be reused).
-    """
-
-    def taken(name: str) -> bool:
-        return _exists(describe, name)
-
-    if not fail_if_exists:
-        return unique_name(base, taken)
-    if taken(base):
-        raise JobNameTakenError(
-            f"A SageMaker training job named {base!r} already exists and action_if_job_exists='fail'"
-        )
-    return base
+    """The name to create training job ``base`` under: ``base`` if free, else ``base-r2``, ``base-r3``… (or
+    :class:`JobNameTakenError`); ``describe(name)`` is ``DescribeTrainingJob``."""
+    return free_name(
+        base, describe, fail_if_exists=fail_if_exists, kind="training job", error=JobNameTakenError
+    )
 
 
 class SagelakeTrainingOperator(SageMakerTrainingOperator):
@@ -237,15 +226,16 @@ class ModelApprovalOperator(AwsBaseOperator[SageMakerHook]):
         from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
 
         from sagelake.lake.publish import published_partitions
-        from sagelake.ml.evaluation import read_report, serving_model_container
+        from sagelake.ml.evaluation import read_report
         from sagelake.ml.policy import policy_from_airflow
+        from sagelake.ml.serving import serving_model
 
         policy = policy_from_airflow()
         s3 = S3Hook(aws_conn_id=self.aws_conn_id, region_name=self.region_name).get_conn()
         glue = GlueCatalogHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name).get_conn()
         report = read_report(s3, self.report_uri)
         newest = max(published_partitions(glue, self.database, self.table), default=None)
-        serving = serving_model_container(self.hook.conn, self.endpoint_name)
+        serving = serving_model(self.hook.conn, self.endpoint_name)
         decision = decide_by_policy(
             self.hook.conn,
             self.model_package_arn,
@@ -253,7 +243,7 @@ class ModelApprovalOperator(AwsBaseOperator[SageMakerHook]):
             dt=self.dt,
             newest_published_dt=newest,
             policy=policy,
-            serving_model=serving.get("ModelDataUrl") if serving else None,
+            serving_model=serving.model_url if serving else None,
         )
         self.log.info("%s: %s", self.model_package_arn, decision.summary())
         challenger, champion = models_from_report(report)

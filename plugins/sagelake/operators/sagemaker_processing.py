@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from sagelake.aws_errors import has_code
 from sagelake.config.target import is_local
 from sagelake.lake.layout import split_s3_uri
-from sagelake.ml.naming import unique_name
+from sagelake.ml.naming import free_name
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -28,27 +28,15 @@ class ProcessingJobNameTakenError(AirflowFailException):
 
 
 def processing_job_name(base: str, describe: Any, *, fail_if_exists: bool) -> str:
-    """``base`` if no processing job has that name, else ``base-r2``, ``base-r3``… (or fail).
-
-    ``describe(name)`` is ``DescribeProcessingJob``; job names can never be reused on SageMaker.
-    """
-
-    def taken(name: str) -> bool:
-        try:
-            describe(name)
-        except ClientError as error:
-            if has_code(error, NOT_FOUND_CODE):
-                return False
-            raise
-        return True
-
-    if not fail_if_exists:
-        return unique_name(base, taken)
-    if taken(base):
-        raise ProcessingJobNameTakenError(
-            f"A SageMaker processing job named {base!r} already exists and action_if_job_exists='fail'"
-        )
-    return base
+    """``base`` if no processing job has that name, else ``base-r2``, ``base-r3``… (or
+    :class:`ProcessingJobNameTakenError`); ``describe(name)`` is ``DescribeProcessingJob``."""
+    return free_name(
+        base,
+        describe,
+        fail_if_exists=fail_if_exists,
+        kind="processing job",
+        error=ProcessingJobNameTakenError,
+    )
 
 
 def read_output_files(s3: Any, config: dict[str, Any], wanted: list[dict[str, str]] | None) -> dict:

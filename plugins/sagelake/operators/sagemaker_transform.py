@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTransformOperator
 from airflow.sdk.exceptions import AirflowFailException
-from botocore.exceptions import ClientError
 
-from sagelake.aws_errors import has_code
 from sagelake.config.target import is_local
-from sagelake.ml.naming import unique_name
+from sagelake.ml.naming import free_name
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from airflow.sdk import Context
 
 NOT_FOUND_CODE = "ValidationException"  # SageMaker's (and moto's) answer to Describe* of an unknown name
@@ -25,30 +21,6 @@ NOT_FOUND_CODE = "ValidationException"  # SageMaker's (and moto's) answer to Des
 
 class TransformNameTakenError(AirflowFailException):
     """A transform job (or model) of that name exists and ``action_if_*_exists="fail"`` forbids another."""
-
-
-def free_name(base: str, describe: Callable[[str], Any], *, fail_if_exists: bool, kind: str) -> str:
-    """``base`` if ``describe(base)`` finds nothing, else ``base-r2``, ``base-r3``… (or fail).
-
-    ``describe`` is ``DescribeTransformJob`` or ``DescribeModel``; SageMaker names can never be reused.
-    """
-
-    def taken(name: str) -> bool:
-        try:
-            describe(name)
-        except ClientError as error:
-            if has_code(error, NOT_FOUND_CODE):
-                return False
-            raise
-        return True
-
-    if not fail_if_exists:
-        return unique_name(base, taken)
-    if taken(base):
-        raise TransformNameTakenError(
-            f"A SageMaker {kind} named {base!r} already exists and its action is 'fail'"
-        )
-    return base
 
 
 class SagelakeTransformOperator(SageMakerTransformOperator):
@@ -85,6 +57,7 @@ class SagelakeTransformOperator(SageMakerTransformOperator):
                 self.hook.describe_transform_job,
                 fail_if_exists=self.action_if_job_exists == "fail",
                 kind="transform job",
+                error=TransformNameTakenError,
             )
         model = self.config.get("Model")
         if model:
@@ -94,6 +67,7 @@ class SagelakeTransformOperator(SageMakerTransformOperator):
                     self.hook.describe_model,
                     fail_if_exists=self.action_if_model_exists == "fail",
                     kind="model",
+                    error=TransformNameTakenError,
                 )
                 transform["ModelName"] = model["ModelName"]
             self.hook.create_model(model)

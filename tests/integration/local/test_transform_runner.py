@@ -34,10 +34,10 @@ from sagelake.ml.batch import (
     batch_prefix,
     prepare_transform_input,
     read_scores,
-    serving_model,
     transform_request,
 )
 from sagelake.ml.images import xgboost_image_uri
+from sagelake.ml.serving import serving_model
 from sagelake.ml.training_data import encode_features, serving_csv
 from tests.support.constants import REGION, SKLEARN_IMAGE_URI
 from tests.support.serving import deploy, put, train_script_model

@@ -3,12 +3,11 @@ inference code reads, SageMaker's output naming, scores joined and refused, the 
 
 from __future__ import annotations
 
-import json
 import math
 
 import pandas as pd
 import pytest
-from botocore.exceptions import ClientError, ParamValidationError
+from botocore.exceptions import ParamValidationError
 
 from sagelake.lake.layout import Lake
 from sagelake.ml.batch import (
@@ -24,13 +23,10 @@ from sagelake.ml.batch import (
     scores_frame,
     scores_partition,
     scores_table_input,
-    serving_model,
     transform_payload,
     transform_request,
 )
-from sagelake.ml.images import xgboost_image_uri
 from sagelake.ml.training_data import CSV_FEATURE_COLUMNS, serving_csv
-from tests.support.constants import REGION, SKLEARN_IMAGE_URI
 from tests.support.pipeline import DT, validate
 from tests.support.training_data import load_script, synthetic_features
 
@@ -182,44 +178,6 @@ def test_fingerprint_changes_with_the_features_version_or_the_model() -> None:
     assert base != scores_fingerprint(
         "s3://b/curated/churn_features/dt=D/version=1/", "s3://b/m2/model.tar.gz"
     )
-
-
-class FakeSageMaker:
-    def __init__(self, container: dict | None) -> None:
-        self.container = container
-
-    def describe_endpoint(self, EndpointName: str) -> dict:
-        if self.container is None:
-            raise ClientError({"Error": {"Code": "ValidationException", "Message": "no"}}, "DescribeEndpoint")
-        return {"EndpointName": EndpointName, "EndpointConfigName": f"{EndpointName}-config"}
-
-    def describe_endpoint_config(self, EndpointConfigName: str) -> dict:
-        return {
-            "ProductionVariants": [{"VariantName": "primary", "ModelName": f"{EndpointConfigName}-model"}]
-        }
-
-    def describe_model(self, ModelName: str) -> dict:
-        return {"ModelName": ModelName, "PrimaryContainer": self.container}
-
-
-def test_the_serving_model_is_the_endpoints_and_knows_its_kind() -> None:
-    assert serving_model(FakeSageMaker(None), "prod") is None
-    script = {
-        "Image": SKLEARN_IMAGE_URI,
-        "ModelDataUrl": "s3://b/m/model.tar.gz",
-        "Environment": {"SAGEMAKER_PROGRAM": "inference.py"},
-    }
-    model = serving_model(FakeSageMaker(script), "prod")
-    assert (model.model_name, model.model_url, model.builtin_xgboost) == (
-        "prod-config-model",
-        "s3://b/m/model.tar.gz",
-        False,
-    )
-    builtin = serving_model(
-        FakeSageMaker({"Image": xgboost_image_uri(REGION), "ModelDataUrl": "s3://b/x"}), "p"
-    )
-    assert builtin.builtin_xgboost
-    assert json.loads(json.dumps(builtin.to_dict()))["image"] == xgboost_image_uri(REGION)
 
 
 def test_ids_must_be_there_to_join_on() -> None:

@@ -5,7 +5,7 @@ ModelMetrics valid for CreateModelPackage."""
 from __future__ import annotations
 
 import pytest
-from botocore.exceptions import ClientError, ParamValidationError
+from botocore.exceptions import ParamValidationError
 
 from sagelake.ml.evaluation import (
     EVALUATION_SCRIPT,
@@ -17,10 +17,8 @@ from sagelake.ml.evaluation import (
     publish_evaluation_code,
     report_files,
     report_prefix,
-    serving_model_container,
 )
 from sagelake.ml.images import (
-    is_builtin_xgboost_model,
     is_xgboost_image,
     sklearn_image_uri,
     xgboost_image_uri,
@@ -151,43 +149,6 @@ def test_the_script_is_published_content_addressed_and_idempotently() -> None:
     assert publish_evaluation_code(s3, "sagelake-lake") == uri
     assert uri.startswith("s3://sagelake-lake/code/evaluation/") and uri.endswith("/evaluate.py")
     assert list(s3.objects.values()) == [EVALUATION_SCRIPT.read_bytes()]
-
-
-class FakeSageMaker:
-    """DescribeEndpoint → DescribeEndpointConfig → DescribeModel, as SageMaker answers them."""
-
-    def __init__(self, endpoints: dict[str, str], images: dict[str, str] | None = None) -> None:
-        self.endpoints = endpoints  # endpoint -> model data URL
-        self.images = images or {}  # endpoint -> model image (default: the scikit-learn one)
-
-    def describe_endpoint(self, EndpointName: str) -> dict:
-        if EndpointName not in self.endpoints:
-            error = {"Error": {"Code": "ValidationException", "Message": "Could not find endpoint"}}
-            raise ClientError(error, "DescribeEndpoint")
-        return {"EndpointConfigName": f"cfg-{EndpointName}"}
-
-    def describe_endpoint_config(self, EndpointConfigName: str) -> dict:
-        return {"ProductionVariants": [{"ModelName": EndpointConfigName.replace("cfg-", "model-")}]}
-
-    def describe_model(self, ModelName: str) -> dict:
-        endpoint = ModelName.removeprefix("model-")
-        image = self.images.get(endpoint, SKLEARN_IMAGE_URI)
-        return {"PrimaryContainer": {"Image": image, "ModelDataUrl": self.endpoints[endpoint]}}
-
-
-def test_the_champion_is_the_model_the_endpoint_serves_or_none() -> None:
-    sagemaker = FakeSageMaker({"sagelake-churn": CHAMPION})
-    assert serving_model_container(sagemaker, "sagelake-churn")["ModelDataUrl"] == CHAMPION
-    assert serving_model_container(sagemaker, "other") is None
-
-
-def test_the_champions_container_tells_whether_it_is_a_builtin_xgboost_model() -> None:
-    xgboost = xgboost_image_uri("us-east-1")
-    sagemaker = FakeSageMaker({"script": CHAMPION, "builtin": CHAMPION}, {"builtin": xgboost})
-    assert serving_model_container(sagemaker, "builtin") == {"Image": xgboost, "ModelDataUrl": CHAMPION}
-    assert is_builtin_xgboost_model(serving_model_container(sagemaker, "builtin"))
-    assert not is_builtin_xgboost_model(serving_model_container(sagemaker, "script"))
-    assert serving_model_container(sagemaker, "other") is None
 
 
 @pytest.mark.parametrize("region", ["us-east-1", "eu-west-1"])

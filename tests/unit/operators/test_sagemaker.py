@@ -185,7 +185,7 @@ def test_training_job_name_keeps_a_free_name_and_numbers_a_taken_one() -> None:
     assert training_job_name(BASE, describe, fail_if_exists=False) == f"{BASE}-r2"
     sagemaker.create_training_job(TrainingJobName=f"{BASE}-r2")
     assert training_job_name(BASE, describe, fail_if_exists=False) == f"{BASE}-r3"
-    with pytest.raises(JobNameTakenError, match="already exists and action_if_job_exists='fail'"):
+    with pytest.raises(JobNameTakenError, match="already exists and its action is 'fail'"):
         training_job_name(BASE, describe, fail_if_exists=True)
     assert issubclass(JobNameTakenError, AirflowFailException)  # retrying cannot free the name
 

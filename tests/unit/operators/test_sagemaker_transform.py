@@ -18,10 +18,10 @@ from botocore.exceptions import ClientError
 from sagelake.local import transform_runner
 from sagelake.local.transform_runner import TransformRunResult
 from sagelake.ml.batch import JSON, transform_request
+from sagelake.ml.naming import free_name
 from sagelake.operators.sagemaker_transform import (
     SagelakeTransformOperator,
     TransformNameTakenError,
-    free_name,
 )
 from tests.support.constants import SAGEMAKER_ROLE_ARN, SKLEARN_IMAGE_URI
 
@@ -98,18 +98,24 @@ def test_free_name_keeps_a_free_name_numbers_a_taken_one_or_fails() -> None:
     def describe(name: str) -> dict:
         return fake.describe_transform_job(TransformJobName=name)
 
-    assert free_name(JOB, describe, fail_if_exists=False, kind="transform job") == JOB
+    assert (
+        free_name(JOB, describe, fail_if_exists=False, kind="transform job", error=TransformNameTakenError)
+        == JOB
+    )
     fake.create_transform_job(TransformJobName=JOB)
-    assert free_name(JOB, describe, fail_if_exists=False, kind="transform job") == f"{JOB}-r2"
+    assert (
+        free_name(JOB, describe, fail_if_exists=False, kind="transform job", error=TransformNameTakenError)
+        == f"{JOB}-r2"
+    )
     with pytest.raises(TransformNameTakenError, match="transform job .* exists"):
-        free_name(JOB, describe, fail_if_exists=True, kind="transform job")
+        free_name(JOB, describe, fail_if_exists=True, kind="transform job", error=TransformNameTakenError)
     assert issubclass(TransformNameTakenError, AirflowFailException)
 
     def denied(name: str) -> dict:
         raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": ""}}, "Describe")
 
     with pytest.raises(ClientError, match="AccessDenied"):
-        free_name(JOB, denied, fail_if_exists=False, kind="model")
+        free_name(JOB, denied, fail_if_exists=False, kind="model", error=TransformNameTakenError)
 
 
 def test_deferred(sagemaker, aws_target, context) -> None:
