@@ -31,6 +31,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.spark]
 # GOOD_DT is the newest day any test here publishes: its model may promote by policy (an older day would
 # ask a person, and dag.test() would wait for the answer)
 GOOD_DT, BAD_DT = "2026-11-25", "2026-11-21"
+# this module's own catalog, registry and production endpoint on the session's control plane (the bucket and
+# so the assets are shared): what other modules publish or deploy there (newer days, champions) never
+# changes what is decided here
+OWN = {
+    "SAGELAKE_GLUE_DATABASE": "sagelake_e2e_pipeline",
+    "SAGELAKE_ENDPOINT": "sagelake-e2e-pipeline",
+    "SAGELAKE_MODEL_PACKAGE_GROUP": "sagelake-e2e-pipeline",
+}
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +49,8 @@ def stack(control_plane_url: str, tmp_path_factory: pytest.TempPathFactory):
     from sagelake.local import endpoint_server
 
     mp = pytest.MonkeyPatch()
+    for name, value in OWN.items():
+        mp.setenv(name, value)
     use_local_target(mp, control_plane_url)  # credentials for the endpoint server too
     server = endpoint_server.serve(
         "127.0.0.1", 0, control_plane_url, tmp_path_factory.mktemp("endpoint-cache"), REGION
@@ -269,3 +279,166 @@ def in_process_probability(s3, model_url: str, instance: dict) -> float:
     with tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())) as tar:
         tar.extractall(target, filter="data")
     return score(target, pd.DataFrame([instance]))[0]
+
+
+def test_failing_quality_check_fails_the_run_and_publishes_nothing(stack) -> None:
+    from devstack.datagen import generate_day, land_day
+
+    s3, lake = stack["s3"], stack["lake"]
+    land_day(s3, lake, BAD_DT, generate_day(BAD_DT, n_customers=60))  # far below the row-count threshold
+
+    run = run_prepare(datetime(2026, 11, 21, tzinfo=UTC))
+    states = task_states(run)
+    assert str(run.state) == "failed", states
+    assert states["check_row_count"] == "failed", states
+    assert states["publish_partition"] != "success", states
+    assert states["abandon_partition"] == "success", states  # clean-up and release after the failure
+    assert published_features(stack, BAD_DT) is None
+    assert keys_under(s3, lake.curated_features(BAD_DT)) == []  # the rejected version was cleaned up
+    # every verdict of the audit is a row of quality_results, the failed one included
+    verdicts = athena_rows(
+        stack, f"SELECT check_name, verdict FROM quality_results WHERE dt = '{BAD_DT}' ORDER BY check_name"
+    )
+    assert ("row_count", "fail") in verdicts
+    assert (
+        len(verdicts)
+        == len({name for name, _ in verdicts})
+        == len([t for t in states if t.startswith("check_")])
+    )
+
+
+PUBLISHED_DT = "2026-11-22"
+
+
+@pytest.fixture(scope="module")
+def published_day(stack):
+    """A day landed and published once for the tests below; each test restores its raw files."""
+    from devstack.datagen import generate_day, land_day
+
+    files = generate_day(PUBLISHED_DT, n_customers=700)
+    land_day(stack["s3"], stack["lake"], PUBLISHED_DT, files)
+    run = run_prepare(datetime(2026, 11, 22, tzinfo=UTC))
+    assert str(run.state) == "success", task_states(run)
+    return files
+
+
+@pytest.fixture()
+def relanded(stack, published_day):
+    """Land other raw files for the published day; the original files are landed back afterwards."""
+    from devstack.datagen import land_day
+
+    yield lambda files: land_day(stack["s3"], stack["lake"], PUBLISHED_DT, files)
+    land_day(stack["s3"], stack["lake"], PUBLISHED_DT, published_day)
+
+
+def test_a_day_that_fails_its_audit_leaves_the_published_version_byte_for_byte(stack, relanded) -> None:
+    """The published day re-landed with too few customers fails its checks: readers keep the old version,
+    byte for byte, and the local Athena engine returns the same rows."""
+    from devstack.datagen import generate_day
+
+    location, before = published_features(stack, PUBLISHED_DT)
+    stored, rows_before = objects(stack["s3"], location), athena_count(stack, PUBLISHED_DT)
+    assert rows_before == before.num_rows
+
+    relanded(generate_day(PUBLISHED_DT, n_customers=60, seed=1))
+    failed = run_prepare(datetime(2026, 11, 22, tzinfo=UTC))
+    states = task_states(failed)
+    assert str(failed.state) == "failed" and states["check_row_count"] == "failed", states
+    assert published_features(stack, PUBLISHED_DT)[0] == location
+    assert objects(stack["s3"], location) == stored
+    assert athena_count(stack, PUBLISHED_DT) == rows_before
+
+
+def test_a_day_missing_a_required_column_fails_before_writing_and_changes_nothing(
+    stack, published_day, relanded
+) -> None:
+    from dataclasses import replace
+
+    location, _ = published_features(stack, PUBLISHED_DT)
+    stored, rows_before = objects(stack["s3"], location), athena_count(stack, PUBLISHED_DT)
+    header, *rows = published_day.customers_csv.decode().splitlines()
+    drop = header.split(",").index("churned")
+    without = [",".join(f for i, f in enumerate(line.split(",")) if i != drop) for line in [header, *rows]]
+    relanded(replace(published_day, customers_csv=("\n".join(without) + "\n").encode()))
+
+    failed = run_prepare(datetime(2026, 11, 22, tzinfo=UTC))
+    states = task_states(failed)
+    assert str(failed.state) == "failed" and states["glue_churn_features"] == "failed", states
+    assert states["check_row_count"] != "success", states
+    assert published_features(stack, PUBLISHED_DT)[0] == location
+    assert objects(stack["s3"], location) == stored
+    assert athena_count(stack, PUBLISHED_DT) == rows_before
+    prefix = stack["lake"].curated_features(PUBLISHED_DT)
+    assert {k.split("/version=")[1].split("/")[0] for k in keys_under(stack["s3"], prefix)} == {
+        location.rstrip("/").rsplit("version=", 1)[1]
+    }  # the failed attempt's version folder was cleaned up
+
+
+def test_unchanged_input_publishes_nothing_and_reprocessing_gives_identical_rows(
+    stack, published_day
+) -> None:
+    location, first = published_features(stack, PUBLISHED_DT)
+
+    again = run_prepare(datetime(2026, 11, 22, tzinfo=UTC))
+    states = task_states(again)
+    assert str(again.state) == "success", states
+    assert states["input_unchanged"] == "success" and states["glue_churn_features"] == "skipped", states
+    assert states["publish_partition"] == "skipped", states
+    assert published_features(stack, PUBLISHED_DT)[0] == location
+
+    forced = run_prepare(datetime(2026, 11, 22, tzinfo=UTC), reprocess=True)
+    assert str(forced.state) == "success", task_states(forced)
+    new_location, second = published_features(stack, PUBLISHED_DT)
+    assert new_location != location
+    assert content_hash(second) == content_hash(first)
+    assert keys_under(stack["s3"], location) == []  # the superseded version was cleaned up
+
+
+def athena_rows(stack, sql: str) -> list[tuple]:
+    """The rows of ``sql`` as the local Athena engine reads the lake through the catalog."""
+    from sagelake.local.athena.engine import LocalAthenaEngine
+
+    endpoint = stack["s3"].meta.endpoint_url
+    with LocalAthenaEngine(
+        stack["glue"], s3_endpoint_url=endpoint, region=REGION, access_key_id="testing", secret_access_key="t"
+    ) as engine:
+        return engine.execute(sql, stack["params"]["glue_database"]).rows
+
+
+def athena_count(stack, dt: str) -> int:
+    """``count(*)`` of the published partition, as the local Athena engine reads it through the catalog."""
+    return int(athena_rows(stack, f"SELECT count(*) AS n FROM churn_features WHERE dt = '{dt}'")[0][0])
+
+
+def test_the_published_day_is_profiled_and_loaded_into_the_warehouse(stack, published_day) -> None:
+    """The DAGs the curated asset starts, run for the published day: a profile of exactly the published
+    rows, and a warehouse day that a second load replaces instead of duplicating."""
+    import duckdb
+
+    from sagelake.config.settings import local_state_dir, warehouse_settings
+    from sagelake.lake.profiles import from_document, profile_keys
+    from sagelake.local.redshift.engine import database_path
+
+    location, features = published_features(stack, PUBLISHED_DT)
+    version = location.rstrip("/").rsplit("version=", 1)[1]
+
+    profiled = load_dag("lake_profile").test(run_conf={"dt": PUBLISHED_DT})
+    assert str(profiled.state) == "success", task_states(profiled)
+    keys = profile_keys(stack["lake"].bucket, "churn_features", PUBLISHED_DT, version)
+    body = stack["s3"].get_object(Bucket=keys.bucket, Key=keys.profile_key)["Body"].read()
+    profile = from_document(json.loads(body))
+    assert profile.row_count == features.num_rows
+    assert profile.column("customer_id").distinct == features.num_rows
+
+    warehouse = warehouse_settings()
+    path = database_path(local_state_dir(), warehouse["redshift_workgroup"], warehouse["redshift_database"])
+    for _ in range(2):  # a re-run replaces the day
+        loaded = load_dag("warehouse_load").test(run_conf={"dt": PUBLISHED_DT})
+        assert str(loaded.state) == "success", task_states(loaded)
+        with duckdb.connect(str(path), read_only=True) as con:
+            table = f"public.{warehouse['warehouse_table']}"
+            rows = con.execute(
+                f"SELECT count(*), count(DISTINCT customer_id), min(version) FROM {table} "
+                f"WHERE dt = DATE '{PUBLISHED_DT}'"
+            ).fetchone()
+        assert rows == (features.num_rows, features.num_rows, version)

@@ -28,6 +28,7 @@ from sagelake.ml.aws_requests import training_request, xgboost_training_request
 from sagelake.ml.images import xgboost_image_uri
 from sagelake.ml.spot import SpotSettings
 from tests.support.constants import REGION, SAGEMAKER_ROLE_ARN, SKLEARN_IMAGE, TRAINING_DIR
+from tests.support.framework_scoring import score
 from tests.support.training_data import load_script, synthetic_features
 
 CHECKPOINT_WAIT_S = 180  # a generous bound on a busy machine; the test polls, it asserts no timing
@@ -183,14 +184,14 @@ def test_killed_script_mode_job_resumes_from_its_checkpoint(s3, bucket: str, tmp
     assert final[-1].endswith(f"checkpoint-{SCRIPT_HYPERPARAMETERS['max_iter']:06d}.joblib")
     assert len(final) == load_script("train").CHECKPOINTS_KEPT  # deletions are mirrored in S3
 
-    inference = load_script("inference")
-    model = inference.model_fn(str(untar(s3, result.model_artifacts, tmp_path / "resumed")))
+    # scored where they were trained: the container's scikit-learn (the framework environment)
+    resumed = untar(s3, result.model_artifacts, tmp_path / "resumed")
     plain = run_training_job(script_request(s3, bucket, "churn-plain-1", with_spot=False), s3, tmp_path / "p")
-    reference = inference.model_fn(str(untar(s3, plain.model_artifacts, tmp_path / "plain")))
+    reference = untar(s3, plain.model_artifacts, tmp_path / "plain")
     fresh = synthetic_features(200, 99)
-    probabilities = inference.predict_fn(fresh[model["features"]], model)
+    probabilities = np.asarray(score(resumed, fresh))
     assert probabilities.shape == (200,) and ((probabilities > 0) & (probabilities < 1)).all()
-    np.testing.assert_array_equal(probabilities, inference.predict_fn(fresh[model["features"]], reference))
+    np.testing.assert_array_equal(probabilities, np.asarray(score(reference, fresh)))
 
 
 def load_booster(s3, uri: str, into: Path) -> xgb.Booster:
