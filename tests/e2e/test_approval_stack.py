@@ -21,10 +21,10 @@ DAG = "churn_train_deploy"
 
 @pytest.fixture(scope="module", autouse=True)
 def small_tuning(tmp_path_factory: pytest.TempPathFactory):
-    """Two trials, one at a time: the stack's workers inherit the test's environment."""
+    """Two trials, side by side: the stack's workers inherit the test's environment."""
     mp = pytest.MonkeyPatch()
     mp.setenv("SAGELAKE_TUNING_MAX_JOBS", "2")
-    mp.setenv("SAGELAKE_TUNING_MAX_PARALLEL", "1")
+    mp.setenv("SAGELAKE_TUNING_MAX_PARALLEL", "2")
     yield
     mp.undo()
 
