@@ -14,6 +14,21 @@ from sagelake.ml.aws_requests import endpoint_request, training_request
 from tests.support.constants import SAGEMAKER_ROLE_ARN, SKLEARN_IMAGE_URI, TRAINING_DIR
 from tests.support.training_data import synthetic_features
 
+# an inference script that loads and then fails on every prediction (a model error, not a server one)
+BROKEN_INFERENCE = """
+def model_fn(model_dir):
+    return "no model"
+
+def input_fn(body, content_type):
+    return body
+
+def predict_fn(data, model):
+    raise RuntimeError("predictor exploded")
+
+def output_fn(prediction, accept):
+    return prediction
+"""
+
 
 def put(s3: Any, bucket: str, key: str, body: bytes) -> str:
     s3.put_object(Bucket=bucket, Key=key, Body=body)

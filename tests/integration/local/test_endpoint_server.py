@@ -22,21 +22,8 @@ from botocore.exceptions import ClientError
 from sagelake.local.endpoint_server import Variant, choose_variant, serve
 from sagelake.ml.artifacts import package_source_dir
 from tests.support.constants import REGION, SAGEMAKER_ROLE_ARN, SKLEARN_IMAGE_URI
+from tests.support.serving import BROKEN_INFERENCE
 from tests.support.training_data import load_script, synthetic_features, write_channel
-
-BROKEN_INFERENCE = """
-def model_fn(model_dir):
-    return "no model"
-
-def input_fn(body, content_type):
-    return body
-
-def predict_fn(data, model):
-    raise RuntimeError("predictor exploded")
-
-def output_fn(prediction, accept):
-    return prediction
-"""
 
 
 @pytest.fixture(scope="module")

@@ -40,23 +40,10 @@ from sagelake.ml.images import xgboost_image_uri
 from sagelake.ml.serving import serving_model
 from sagelake.ml.training_data import encode_features, serving_csv
 from tests.support.constants import REGION, SKLEARN_IMAGE_URI
-from tests.support.serving import deploy, put, train_script_model
+from tests.support.serving import BROKEN_INFERENCE, deploy, put, train_script_model
 from tests.support.training_data import synthetic_features
 
 DT = "2026-11-26"
-BROKEN_INFERENCE = """
-def model_fn(model_dir):
-    return "no model"
-
-def input_fn(body, content_type):
-    return body
-
-def predict_fn(data, model):
-    raise RuntimeError("predictor exploded")
-
-def output_fn(prediction, accept):
-    return prediction
-"""
 
 
 @pytest.fixture(scope="module")
