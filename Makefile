@@ -35,17 +35,22 @@ venv: $(STAMP) $(FRAMEWORKS) $(CHECKOV)
 demo: venv  ## start the local stack, run the whole pipeline, print the result
 	$(RUN) -m devstack.demo
 
+# Test files run side by side on every core (pytest-xdist, one file per worker at a time: a module's
+# fixtures, such as a live stack, are built once). TEST_WORKERS=0 runs them in this one process.
+TEST_WORKERS ?= auto
+XDIST := -n $(TEST_WORKERS) --dist loadfile
+
 test: venv  ## the whole test suite, offline: unit, integration and end-to-end tiers
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(XDIST)
 
 test-unit: venv  ## the fast tier alone: no servers, no Spark
-	$(BIN)/python -m pytest tests/unit
+	$(BIN)/python -m pytest $(XDIST) tests/unit
 
 test-integration: venv  ## against the moto server fixture and the local engines
-	$(BIN)/python -m pytest tests/integration
+	$(BIN)/python -m pytest $(XDIST) tests/integration
 
 test-e2e: venv  ## DAG runs against a local control plane, and a real Airflow stack
-	$(BIN)/python -m pytest tests/e2e
+	$(BIN)/python -m pytest $(XDIST) tests/e2e
 
 lint: venv
 	$(BIN)/ruff check .

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.support.live_stack import wait_for_run
+from tests.support.live_stack import run_report, wait_for_run
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +29,8 @@ def small_tuning(tmp_path_factory: pytest.TempPathFactory):
     mp.undo()
 
 
-def wait_for_task_state(api, run_id: str, task_id: str, state: str, timeout_s: float) -> dict:
+def wait_for_task_state(live, run_id: str, task_id: str, state: str, timeout_s: float) -> dict:
+    api = live["api"]
     deadline, seen = time.monotonic() + timeout_s, {}
     while time.monotonic() < deadline:
         seen = {ti["task_id"]: ti["state"] for ti in api.task_instances(DAG, run_id)}
@@ -38,7 +39,7 @@ def wait_for_task_state(api, run_id: str, task_id: str, state: str, timeout_s: f
         if any(s in ("failed", "upstream_failed") for s in seen.values()):
             break
         time.sleep(3)
-    raise AssertionError(f"{task_id} never reached {state}: {seen}")
+    raise AssertionError(f"{task_id} never reached {state}: " + run_report(api, live["stack"], DAG, run_id))
 
 
 def test_a_person_approves_an_old_day_and_rejects_an_uncompared_challenger(small_tuning, live) -> None:
@@ -65,7 +66,7 @@ def test_a_person_approves_an_old_day_and_rejects_an_uncompared_challenger(small
 
     run_id = "approval-e2e-old-day"
     api.trigger(DAG, run_id, {"dt": OLD})
-    states = wait_for_task_state(api, run_id, "ask_a_person", "awaiting_input", timeout_s=600)
+    states = wait_for_task_state(live, run_id, "ask_a_person", "awaiting_input", timeout_s=600)
     assert (states["approved_by_policy"], states["rejected"]) == ("skipped", "skipped")
     request = api.hitl_detail(DAG, run_id, "ask_a_person")
     assert request["options"] == ["Approve", "Reject"] and request["defaults"] == ["Reject"]
@@ -78,9 +79,9 @@ def test_a_person_approves_an_old_day_and_rejects_an_uncompared_challenger(small
         sagemaker.describe_endpoint(EndpointName=deployment["endpoint_name"])
 
     api.respond(DAG, run_id, "ask_a_person", "Approve", {"reason": "backfill checked against the report"})
-    run = wait_for_run(api, DAG, run_id, timeout_s=300)
+    run = wait_for_run(api, DAG, run_id, timeout_s=600)
     states = {ti["task_id"]: ti["state"] for ti in api.task_instances(DAG, run_id)}
-    assert run["state"] == "success", states
+    assert run["state"] == "success", run_report(api, live["stack"], DAG, run_id)
     assert (states["promote"], states["deploy"], states["smoke_test"]) == ("success",) * 3
     package = sagemaker.describe_model_package(ModelPackageName=pending[0]["ModelPackageArn"])
     assert package["ModelApprovalStatus"] == "Approved"
@@ -97,16 +98,16 @@ def test_a_person_approves_an_old_day_and_rejects_an_uncompared_challenger(small
     # policy cannot compare them and asks; a person rejects; production keeps serving the champion.
     run_id = "approval-e2e-xgboost"
     api.trigger(DAG, run_id, {"dt": NEWER, "algorithm": "xgboost"})
-    wait_for_task_state(api, run_id, "ask_a_person", "awaiting_input", timeout_s=600)
+    wait_for_task_state(live, run_id, "ask_a_person", "awaiting_input", timeout_s=600)
     request = api.hitl_detail(DAG, run_id, "ask_a_person")
     assert (
         f"production serves {containers[0]['ModelDataUrl']}, which the evaluation did not score"
         in (request["body"])
     )
     api.respond(DAG, run_id, "ask_a_person", "Reject", {"reason": "keep the champion until compared"})
-    run = wait_for_run(api, DAG, run_id, timeout_s=300)
+    run = wait_for_run(api, DAG, run_id, timeout_s=600)
     states = {ti["task_id"]: ti["state"] for ti in api.task_instances(DAG, run_id)}
-    assert run["state"] == "success", states
+    assert run["state"] == "success", run_report(api, live["stack"], DAG, run_id)
     assert (states["promote"], states["deploy"], states["smoke_test"]) == ("skipped",) * 3
     packages = sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
     rejected = [p for p in packages if p["ModelPackageArn"] != pending[0]["ModelPackageArn"]]

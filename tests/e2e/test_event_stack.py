@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.support.constants import ACCOUNT_ID
-from tests.support.live_stack import wait_for_run
+from tests.support.live_stack import run_report, wait_for_run
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +59,7 @@ def test_s3_event_through_sqs_runs_the_pipeline_once_even_if_also_posted(live) -
 
     run_id = f"eventbridge__{event['id']}"
     run = wait_for_run(api, "churn_prepare", run_id, timeout_s=600)
-    assert run.get("state") == "success", run
+    assert run.get("state") == "success", run_report(api, live["stack"], "churn_prepare", run_id)
     assert run["conf"]["dt"] == DT and run["conf"]["event"]["key"] == key
     curated = keys_under(s3, lake.curated_features(DT))
     assert any(key.endswith(".parquet") and "/version=" in key for key in curated)
@@ -110,7 +110,9 @@ def test_both_files_events_at_once_publish_one_version_and_a_replay_publishes_no
         answers = list(pool.map(lambda e: deliver(webhook_url(stack), e, key), events))
     assert [status for status, _ in answers] == [202, 202]
     runs = [wait_for_run(api, "churn_prepare", answer["dag_run_id"], timeout_s=600) for _, answer in answers]
-    assert [run.get("state") for run in runs] == ["success", "success"], runs
+    assert [run.get("state") for run in runs] == ["success", "success"], "\n".join(
+        run_report(api, stack, "churn_prepare", answer["dag_run_id"]) for _, answer in answers
+    )
 
     def state(run_id: str, task_id: str) -> str:
         return next(
@@ -126,8 +128,8 @@ def test_both_files_events_at_once_publish_one_version_and_a_replay_publishes_no
     # S3 notifies again (a new event id for the same object) after success: a new run publishes nothing new.
     status, answer = deliver(webhook_url(stack), event_for(uris[0]), key)
     assert status == 202
-    replay = wait_for_run(api, "churn_prepare", answer["dag_run_id"], timeout_s=300)
-    assert replay.get("state") == "success"
+    replay = wait_for_run(api, "churn_prepare", answer["dag_run_id"], timeout_s=600)
+    assert replay.get("state") == "success", run_report(api, stack, "churn_prepare", answer["dag_run_id"])
     assert state(answer["dag_run_id"], "input_unchanged") == "success"
     assert {k.split("/")[3] for k in keys_under(s3, lake.curated_features(day))} == folders
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 
 def wait_for_run(api, dag_id: str, run_id: str, timeout_s: float) -> dict:
@@ -20,3 +21,22 @@ def wait_for_run(api, dag_id: str, run_id: str, timeout_s: float) -> dict:
             return run
         time.sleep(3)
     return run
+
+
+def run_report(api, stack, dag_id: str, run_id: str, tail_lines: int = 25) -> str:
+    """Every task's state, and the end of the logs of those that did not succeed: what a failed
+    end-to-end assertion prints, so a CI failure says which task stopped and why."""
+    states = {ti["task_id"]: ti["state"] for ti in api.task_instances(dag_id, run_id)}
+    lines = [f"{dag_id} / {run_id}: {states}"]
+    logs = Path(stack.local_dir) / "logs" / "airflow"
+    for task_id, state in states.items():
+        if state in ("success", "skipped"):
+            continue
+        for log in sorted(logs.glob(f"dag_id={dag_id}/run_id={run_id}/task_id={task_id}/**/*.log")):
+            tail = log.read_text(errors="replace").splitlines()[-tail_lines:]
+            lines += [f"--- {log.relative_to(logs)} ({state})", *tail]
+    for name in ("scheduler", "triggerer"):
+        log = Path(stack.local_dir) / "logs" / f"{name}.log"
+        if log.exists():
+            lines += [f"--- {name}.log", *log.read_text(errors="replace").splitlines()[-tail_lines:]]
+    return "\n".join(lines)

@@ -118,7 +118,11 @@ def test_a_redelivered_event_is_a_duplicate_200(client: TestClient, trigger: Fak
     assert [r.run_id for r in trigger.requests] == [f"eventbridge__{event['id']}"] * 2
 
 
-@pytest.mark.parametrize("key", [None, "", "wrong", *NEAR_MISSES])
+@pytest.mark.parametrize(
+    "key",
+    [None, "", "wrong", *NEAR_MISSES],
+    ids=["none", "empty", "wrong", "last char cut", "char added", "upper case", "last char changed"],
+)
 def test_a_missing_or_wrong_key_is_401_and_creates_nothing(
     client: TestClient, trigger: FakeTrigger, key: str | None
 ) -> None:
