@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 RUN    := PYTHONPATH=plugins:. $(BIN)/python
 
-.PHONY: venv demo test test-unit test-integration test-e2e lint up down status clean lock benchmark explore
+.PHONY: venv demo test test-unit test-integration test-e2e lint up down status clean lock benchmark explore package
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -77,3 +77,7 @@ explore: venv  ## an exploration query: make explore ARGS="churn_by_plan_region 
 
 benchmark: venv
 	$(RUN) benchmarks/run.py
+
+# Standard library only: no venv needed. ARGS="--set SAGELAKE_BUCKET=my-lake" bakes settings into startup.sh.
+package:  ## dist/mwaa/: DAGs folder, plugins.zip, requirements.txt, startup.sh for Amazon MWAA (docs/mwaa.md)
+	$(PYTHON) -m devstack.mwaa_package $(ARGS)

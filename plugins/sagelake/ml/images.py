@@ -1,5 +1,10 @@
 """Container images: URIs looked up with the SageMaker Python SDK (imported lazily: it is slow to import),
-and which requests and models use SageMaker's built-in XGBoost algorithm.
+unless a deployment setting names them, and which requests and models use SageMaker's built-in XGBoost
+algorithm.
+
+``SAGELAKE_SKLEARN_IMAGE_URI`` / ``SAGELAKE_XGBOOST_IMAGE_URI``, when set, are used as they are (for the
+deployment's region and instance family): where the SDK cannot be installed (MWAA: its Airflow constraints
+exclude every ``sagemaker-core`` 2.x, see docs/mwaa.md) or to pin a private copy of an image.
 
 The XGBoost image serves two modes. A training request with the ``sagemaker_program`` and
 ``sagemaker_submit_directory`` hyperparameters runs a user script (script mode); without them the image
@@ -10,6 +15,7 @@ environment is served by the algorithm's own inference (``text/csv`` in, scores 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -42,7 +48,10 @@ _REPOSITORY = re.compile(r"^[^/]+/(?P<repo>[^:@]+)(?:[:@].*)?$")
 
 
 def sklearn_image_uri(region: str, instance_type: str, version: str = SKLEARN_FRAMEWORK_VERSION) -> str:
-    """ECR URI of the SageMaker scikit-learn container for ``region`` (no network call)."""
+    """ECR URI of the SageMaker scikit-learn container for ``region`` (no network call), or
+    ``SAGELAKE_SKLEARN_IMAGE_URI``."""
+    if override := os.environ.get("SAGELAKE_SKLEARN_IMAGE_URI", "").strip():
+        return override
     from sagemaker.core import image_uris
 
     return image_uris.retrieve(
@@ -53,8 +62,10 @@ def sklearn_image_uri(region: str, instance_type: str, version: str = SKLEARN_FR
 def xgboost_image_uri(region: str, version: str = XGBOOST_FRAMEWORK_VERSION) -> str:
     """ECR URI of the SageMaker XGBoost image (built-in algorithm and framework) for ``region``.
 
-    No network call: the SDK ships the account-per-region table.
+    No network call: the SDK ships the account-per-region table. ``SAGELAKE_XGBOOST_IMAGE_URI`` overrides it.
     """
+    if override := os.environ.get("SAGELAKE_XGBOOST_IMAGE_URI", "").strip():
+        return override
     from sagemaker.core import image_uris
 
     return image_uris.retrieve("xgboost", region=region, version=version)

@@ -27,6 +27,21 @@ def test_xgboost_image_uri_comes_from_the_sdk_table(region: str, account: str) -
     assert xgboost_image_uri(region, "1.5-1").endswith("/sagemaker-xgboost:1.5-1")
 
 
+def test_deployment_settings_name_the_images_where_the_sdk_is_missing(monkeypatch) -> None:
+    import sys
+
+    sdk = sklearn_image_uri("us-east-1", "ml.m5.large")
+    private = "111122223333.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"  # a private copy
+    monkeypatch.setenv("SAGELAKE_XGBOOST_IMAGE_URI", private)
+    monkeypatch.setenv("SAGELAKE_SKLEARN_IMAGE_URI", sdk)
+    monkeypatch.setitem(sys.modules, "sagemaker.core", None)  # as on MWAA: the SDK cannot be imported
+    assert xgboost_image_uri("us-east-1") == private and is_xgboost_image(private)
+    assert sklearn_image_uri("us-east-1", "ml.m5.large") == sdk
+    monkeypatch.delenv("SAGELAKE_XGBOOST_IMAGE_URI")
+    with pytest.raises(ImportError):
+        xgboost_image_uri("us-east-1")
+
+
 def test_only_the_xgboost_repository_counts() -> None:
     assert not is_xgboost_image(sklearn_image_uri("us-east-1", "ml.m5.large"))
     assert is_xgboost_image("811284229777.dkr.ecr.us-east-1.amazonaws.com/xgboost:1")  # the legacy image
