@@ -1,8 +1,10 @@
 """The local stack: control plane (moto), endpoint server and ``airflow standalone``, as background processes.
 
 ``python -m devstack.stack up|down|status``. Everything lives in the git-ignored ``.local/``:
-Airflow home and logs, process ids, the endpoint's model cache. Processes are stopped by the PIDs this
-launcher recorded (their whole process group), never by name.
+Airflow home and logs, process ids, the endpoint's model cache, and the control plane's state (the local
+lake, catalog, registry, endpoints, queues… snapshotted to ``.local/control-plane/``, restored on ``up``;
+see docs/local-stack.md). Processes are stopped by the PIDs this launcher recorded (their whole process
+group), never by name. ``up`` says where the restored state and Airflow's run history disagree.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,8 @@ REGION = "us-east-1"
 LOCAL_USER, LOCAL_PASSWORD = "admin", "admin"
 LOCAL_KEY_ID, LOCAL_SECRET = "testing", "testing"  # moto accepts any credentials
 EVENTS_QUEUE = "sagelake-events"
+# seconds between snapshots of the control plane's state while it changes: the most a crash loses
+CONTROL_PLANE_SNAPSHOT_S = 10.0
 
 
 class StackError(RuntimeError):
@@ -83,6 +88,11 @@ class Stack:
     def mlflow_dir(self) -> Path:
         """The MLflow server's SQLite store and artefacts."""
         return self.local_dir / "mlflow"
+
+    @property
+    def control_plane_state_dir(self) -> Path:
+        """The control plane's persisted state (``sagelake.local.state_store``): lake, catalog, registry…"""
+        return self.local_dir / "control-plane"
 
     @property
     def airflow_home(self) -> Path:
@@ -349,11 +359,32 @@ def bootstrap_control_plane(
             if not has_code(error, "EntityAlreadyExists"):
                 raise
     sqs = session.client("sqs", endpoint_url=control_plane_url)
+    bootstrap_alerts(session, control_plane_url)
     return sqs.create_queue(QueueName=queue)["QueueUrl"]  # returns the existing queue's URL if it exists
 
 
-def up(stack: Stack) -> None:
-    """Start (or keep) the three services and wait until each answers."""
+def bootstrap_alerts(session: Any, control_plane_url: str) -> tuple[str, str]:
+    """The alerts topic (``sagelake.config.settings.ALERTS_TOPIC``) and the queue ``sagelake-alerts``
+    subscribed to it, where failure notifications can be read locally; returns (topic ARN, queue URL).
+    Idempotent: create calls return what exists, and the subscription is made once."""
+    from sagelake.config.settings import ALERTS_TOPIC
+
+    sns = session.client("sns", endpoint_url=control_plane_url)
+    sqs = session.client("sqs", endpoint_url=control_plane_url)
+    topic = sns.create_topic(Name=ALERTS_TOPIC)["TopicArn"]
+    queue_url = sqs.create_queue(QueueName=ALERTS_TOPIC)["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
+    queue_arn = attributes["QueueArn"]
+    subscribed = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    if not any(s["Endpoint"] == queue_arn for s in subscribed):
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    return topic, queue_url
+
+
+def up(stack: Stack, report: Callable[[str], None] = print) -> list[str]:
+    """Start (or keep) the services and wait until each answers; then ``report`` (and return) each
+    problem of the control plane's restore and each disagreement between Airflow's history and the
+    restored state (:func:`reconcile`)."""
     from sagelake.config.settings import default_params, deployment_settings
     from sagelake.local.java import find_java_home
 
@@ -361,11 +392,22 @@ def up(stack: Stack) -> None:
     mlflow_pid = start_mlflow(stack)  # slow to start: it starts with the others, waited for last
     python = sys.executable
     plugins = {"PYTHONPATH": str(PROJECT_ROOT / "plugins"), **aws_env()}
-    module = [python, "-m", "sagelake.local.control_plane", "--port", str(stack.ports.control_plane)]
+    module = [
+        python,
+        "-m",
+        "sagelake.local.control_plane",
+        "--port",
+        str(stack.ports.control_plane),
+        "--state-dir",
+        str(stack.control_plane_state_dir),
+        "--snapshot-interval",
+        str(CONTROL_PLANE_SNAPSHOT_S),
+    ]
     pid = start_process(stack, "control-plane", module, plugins, stack.ports.control_plane)
     wait_for_http(
-        f"{stack.control_plane_url}/moto-api/", "control plane", 60, stack.log_file("control-plane"), pid
+        f"{stack.control_plane_url}/moto-api/", "control plane", 120, stack.log_file("control-plane"), pid
     )
+    notes = restore_problems(stack)
     params = default_params()
     roles = (deployment_settings()["glue_role"], deployment_settings()["sagemaker_role"])
     queue_url = bootstrap_control_plane(stack.control_plane_url, str(params["bucket"]), roles)
@@ -395,6 +437,76 @@ def up(stack: Stack) -> None:
         f"{stack.airflow_url}/api/v2/monitor/health", "Airflow", 300, stack.log_file("airflow"), pid
     )
     wait_for_mlflow(stack, mlflow_pid)
+    try:
+        notes += reconcile(stack)
+    except Exception as error:  # noqa: BLE001 - the stack is up; the comparison is advice
+        notes.append(f"could not compare Airflow's history with the control plane's state: {error}")
+    for note in notes:
+        report(note)
+    return notes
+
+
+def restore_problems(stack: Stack) -> list[str]:
+    """What the control plane's last start could not restore (a damaged snapshot set aside…), a line each."""
+    from sagelake.local.state_store import RESTORE_REPORT, read_stats
+
+    restored = read_stats(stack.control_plane_state_dir, RESTORE_REPORT) or {}
+    return [f"control plane state: {problem}" for problem in restored.get("problems", [])]
+
+
+def reconcile(stack: Stack, dag_id: str = "churn_prepare", api: Any = None) -> list[str]:
+    """Where Airflow's history and the control plane's restored state disagree, one line each: every
+    successful ``dag_id`` run whose day the restored catalog does not publish, or publishes at a location
+    with no objects in the restored lake. Nothing is changed (re-run the day with ``reprocess`` to rebuild
+    it, or ``make clean`` to start over)."""
+    from botocore.exceptions import ClientError
+
+    from devstack.airflow_api import AirflowApi, AirflowApiError
+    from sagelake.config.settings import default_params
+    from sagelake.lake.layout import split_s3_uri
+    from sagelake.lake.publish import published
+
+    api = api or AirflowApi(stack.airflow_url, LOCAL_USER, LOCAL_PASSWORD)
+    runs: list[dict[str, Any]] = []
+    try:
+        while True:
+            page = api.dag_runs(dag_id, state="success", limit=100, offset=len(runs), order_by="run_after")
+            runs += page
+            if len(page) < 100:
+                break
+    except AirflowApiError as error:
+        if "404" in str(error):  # the DAG was never parsed: no history
+            return []
+        raise
+    session = boto3_session()
+    glue = session.client("glue", endpoint_url=stack.control_plane_url)
+    s3 = session.client("s3", endpoint_url=stack.control_plane_url)
+    defaults = default_params()
+    found = []
+    for run in runs:
+        conf = run.get("conf") or {}
+        dt = conf.get("dt") or (run.get("logical_date") or run.get("run_after") or "")[:10]
+        database = conf.get("glue_database") or defaults["glue_database"]
+        where = f"{dag_id} run {run['dag_run_id']} (dt={dt}) succeeded, but"
+        try:
+            current = published(glue, str(database), "churn_features", dt)
+        except (ClientError, ValueError) as error:
+            found.append(f"{where} its partition cannot be read from the restored catalog: {error}")
+            continue
+        if current is None:
+            found.append(
+                f"{where} partition dt={dt} of {database}.churn_features is missing from the catalog"
+            )
+            continue
+        bucket, prefix = split_s3_uri(current.location)
+        try:
+            listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix.rstrip("/") + "/", MaxKeys=1)
+        except ClientError as error:
+            found.append(f"{where} its published location {current.location} cannot be listed: {error}")
+            continue
+        if not listed.get("KeyCount"):
+            found.append(f"{where} its published location {current.location} holds no objects in the lake")
+    return found
 
 
 def down(stack: Stack) -> list[str]:
@@ -416,6 +528,20 @@ def down(stack: Stack) -> list[str]:
     return stopped
 
 
+def state_status(stack: Stack) -> str:
+    """One line on the control plane's persisted state: the last snapshot's time, size and duration."""
+    from sagelake.local.state_store import read_stats
+
+    stats = read_stats(stack.control_plane_state_dir)
+    if stats is None:
+        return f"control-plane state: no snapshot yet in {stack.control_plane_state_dir}"
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stats["saved_at"]))
+    return (
+        f"control-plane state: last snapshot {when}, {stats['bytes'] / 1e6:.1f} MB, "
+        f"{stats['seconds']:.2f}s ({stats['backends']} backends), in {stack.control_plane_state_dir}"
+    )
+
+
 def _alive(pid: int) -> bool:
     try:
         os.killpg(pid, 0)
@@ -426,9 +552,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def bootstrap(control_plane_url: str) -> str:
+    """:func:`bootstrap_control_plane` with the settings' bucket and roles, as ``up`` runs it (the compose
+    stack's init runs it as ``bootstrap``); the events queue's URL."""
+    from sagelake.config.settings import default_params, deployment_settings
+
+    roles = (deployment_settings()["glue_role"], deployment_settings()["sagemaker_role"])
+    return bootstrap_control_plane(control_plane_url, str(default_params()["bucket"]), roles)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="sagelake local stack")
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["up", "down", "status", "bootstrap"])
+    parser.add_argument(
+        "--control-plane-url", help="bootstrap: the control plane to set up (default: this stack's)"
+    )
     args = parser.parse_args(argv)
     try:
         stack = Stack()
@@ -439,6 +577,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"control plane {stack.control_plane_url}, endpoints {stack.endpoint_url}, "
                 f"MLflow {stack.mlflow_url}"
             )
+        elif args.command == "bootstrap":
+            queue_url = bootstrap(args.control_plane_url or stack.control_plane_url)
+            print(f"control plane bootstrapped: events queue {queue_url}")
         elif args.command == "down":
             stopped = down(stack)
             print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
@@ -446,6 +587,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in ("control-plane", "endpoint", "airflow", "mlflow"):
                 pid = running_pid(stack, name)
                 print(f"{name}: {f'running (pid {pid})' if pid else 'stopped'}")
+            print(state_status(stack))
     except (StackError, JavaNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

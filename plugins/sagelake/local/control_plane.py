@@ -20,7 +20,9 @@ Two gaps matter to the pipeline and are closed here, in one place, instead of in
 * Athena ``UpdateWorkGroup`` (absent from moto) updates the recorded configuration, so the lake set-up
   can correct a drifted workgroup as on AWS.
 
-Run as ``python -m sagelake.local.control_plane --port 4566``.
+With ``--state-dir`` the state persists across restarts and crashes (:mod:`sagelake.local.state_store`).
+
+Run as ``python -m sagelake.local.control_plane --port 4566 [--state-dir DIR]``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import argparse
 import json
 import signal
 import threading
+from pathlib import Path
 from typing import Any
 
 from moto.athena.responses import AthenaResponse
@@ -38,6 +41,8 @@ from moto.s3.responses import S3Response
 from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.models import FakeEndpoint, SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
+
+DEFAULT_SNAPSHOT_INTERVAL_S = 10.0
 
 _original_create_endpoint = SageMakerModelBackend.create_endpoint
 _original_update_model_package = SageMakerModelBackend.update_model_package
@@ -185,12 +190,64 @@ def install_extensions() -> None:
     sagemaker_tuning_records.install()
 
 
-def start(host: str = "127.0.0.1", port: int = 4566):
-    """Start moto's threaded server with the extensions; returns the server (call ``.stop()``)."""
-    from moto.server import ThreadedMotoServer
+class ControlPlaneServer:
+    """moto's threaded server with the extensions and, given a state dir, its state kept on disk
+    (:mod:`sagelake.local.state_store`): restored before it serves, snapshotted while it runs and on
+    :meth:`stop`."""
+
+    def __init__(self, host: str, port: int, store: Any = None) -> None:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        self.store = store
+        self._server: Any = None
+        self._ready = threading.Event()
+
+        def serve() -> None:  # as moto's ThreadedMotoServer serves, with the app wrapped
+            app: Any = DomainDispatcherApplication(create_backend_app)
+            if store is not None:
+                app = store.wsgi(app)
+            self._server = make_server(host, port, app, True, request_handler=MotoRequestHandler)
+            self._ready.set()
+            self._server.serve_forever()
+
+        self._thread = threading.Thread(target=serve, name="control-plane", daemon=True)
+
+    def start(self) -> None:
+        if self.store is not None:
+            self.store.restore()
+        self._thread.start()
+        self._ready.wait()
+        if self.store is not None:
+            self.store.start()
+
+    def stop(self) -> None:
+        """Stop serving; then, with a state dir, take the last snapshot."""
+        if self._server is not None:
+            self._server.shutdown()
+        self._thread.join()
+        if self.store is not None:
+            saved = self.store.close()
+            print(f"state: saved {saved.backends} backends to {saved.path} ({saved.size} bytes)", flush=True)
+
+
+def start(
+    host: str = "127.0.0.1",
+    port: int = 4566,
+    state_dir: Path | None = None,
+    snapshot_interval_s: float = DEFAULT_SNAPSHOT_INTERVAL_S,
+) -> ControlPlaneServer:
+    """Start the control plane (call ``.stop()``); with ``state_dir``, its state persists there."""
+    from sagelake.local.state_store import StateStore
 
     install_extensions()
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    log = lambda line: print(line, flush=True)  # noqa: E731
+    store = StateStore(state_dir, snapshot_interval_s, log=log) if state_dir is not None else None
+    server = ControlPlaneServer(host, port, store)
     server.start()
     return server
 
@@ -199,12 +256,21 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4566)
+    parser.add_argument(
+        "--state-dir", type=Path, help="keep the state here (restored on start); else in memory"
+    )
+    parser.add_argument(
+        "--snapshot-interval",
+        type=float,
+        default=DEFAULT_SNAPSHOT_INTERVAL_S,
+        help="seconds between snapshots while the state changes (the most a crash loses)",
+    )
     args = parser.parse_args(argv)
-    server = start(args.host, args.port)
-    print(f"control plane listening on http://{args.host}:{args.port}", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    server = start(args.host, args.port, args.state_dir, args.snapshot_interval)
+    print(f"control plane listening on http://{args.host}:{args.port}", flush=True)
     stop.wait()
     server.stop()
 
