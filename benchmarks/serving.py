@@ -102,6 +102,17 @@ def register(sagemaker, s3, bucket: str, model_dir: Path) -> str:
     tag = uuid.uuid4().hex[:8]
     key = f"models/churn/job-{tag}/output/model.tar.gz"
     s3.put_object(Bucket=bucket, Key=key, Body=package_source_dir(model_dir))
+    container = {"Image": SKLEARN_IMAGE, "ModelDataUrl": f"s3://{bucket}/{key}"}
+    sagemaker.create_model_package_group(ModelPackageGroupName=f"bench-{tag}")  # only approved are served
+    sagemaker.create_model_package(
+        ModelPackageGroupName=f"bench-{tag}",
+        InferenceSpecification={
+            "Containers": [container],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        ModelApprovalStatus="Approved",
+    )
     sagemaker.create_model(
         ModelName=f"model-{tag}",
         ExecutionRoleArn=ROLE,

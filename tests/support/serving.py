@@ -5,6 +5,7 @@ own Model + EndpointConfig + Endpoint requests, and registered as an Approved pa
 from __future__ import annotations
 
 import io
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,8 @@ def train_script_model(s3: Any, bucket: str, work: Path, job: str, rows: int = 4
 
 
 def deploy(sagemaker: Any, name: str, image: str, model_url: str) -> str:
-    """The DAG's own Model + EndpointConfig + Endpoint requests (all named ``name``); the endpoint's name."""
+    """The DAG's own Model + EndpointConfig + Endpoint requests (all named ``name``) of ``model_url``,
+    registered as an Approved package version; the endpoint's name."""
     request = endpoint_request(
         model_name=name,
         endpoint_config_name=name,
@@ -66,6 +68,7 @@ def deploy(sagemaker: Any, name: str, image: str, model_url: str) -> str:
         model_data_url=model_url,
         instance_type="ml.m5.large",
     )
+    register_version(sagemaker, image, model_url)  # as the DAG deploys only an Approved version
     sagemaker.create_model(**request["Model"])
     sagemaker.create_endpoint_config(**request["EndpointConfig"])
     sagemaker.create_endpoint(**request["Endpoint"])
@@ -83,4 +86,20 @@ def register_approved(sagemaker: Any, group: str, image: str, model_url: str) ->
             "SupportedResponseMIMETypes": ["application/json"],
         },
         ModelApprovalStatus="Approved",
+    )["ModelPackageArn"]
+
+
+def register_version(sagemaker: Any, image: str, model_url: str, status: str = "Approved") -> str:
+    """A package version of ``model_url`` with ``ModelApprovalStatus`` ``status`` in a new package group
+    (the endpoint server serves only the artefacts of Approved versions); its ARN."""
+    group = f"served-{uuid.uuid4().hex[:16]}"
+    sagemaker.create_model_package_group(ModelPackageGroupName=group)
+    return sagemaker.create_model_package(
+        ModelPackageGroupName=group,
+        InferenceSpecification={
+            "Containers": [{"Image": image, "ModelDataUrl": model_url}],
+            "SupportedContentTypes": ["text/csv", "application/json"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        ModelApprovalStatus=status,
     )["ModelPackageArn"]

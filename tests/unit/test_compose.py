@@ -180,15 +180,134 @@ def test_aws_default_connection_points_at_the_local_services(services: dict[str,
         assert port in published_ports({host: services[host]}), f"{url}: {host} does not publish {port}"
 
 
-def test_webhook_key_and_events_queue_come_from_the_environment(services: dict[str, Any]) -> None:
-    """No key is written in the file: the webhook connection's password is ${SAGELAKE_WEBHOOK_KEY}."""
+def test_the_events_queue_comes_from_the_environment(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        if name.startswith("airflow-"):
+            queue = service["environment"]["SAGELAKE_EVENTS_QUEUE_URL"]
+            assert queue == "${SAGELAKE_EVENTS_QUEUE_URL:-}", name
+
+
+# --- secrets: generated on first start, never written in the file -------------------------------------
+
+SECRETS_DIR = "/opt/airflow/secrets"
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|_KEY$|_KEY_|TOKEN|SQL_ALCHEMY_CONN")
+EMPTY_DEFAULT = re.compile(r"^\$\{[A-Z_]+:-\}$")  # ${VAR:-}: from .env, else generated
+MOTO_PLACEHOLDERS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+# where secrets come from, not secrets (the connections file is checked below)
+SECRETS_BACKEND = {"AIRFLOW__SECRETS__BACKEND", "AIRFLOW__SECRETS__BACKEND_KWARGS"}
+READ_COMMAND = re.compile(rf"^cat {re.escape(SECRETS_DIR)}/([a-z_.]+)$")
+
+
+def secret_files() -> tuple[str, ...]:
+    """The files devstack.compose_secrets writes."""
+    from devstack.compose_secrets import FILES
+
+    return FILES
+
+
+def secrets_mount(service: dict[str, Any]) -> str | None:
+    """Where the service mounts the ``sagelake-secrets`` volume (None: it does not)."""
+    for volume in service.get("volumes", []):
+        source, target, *_ = (volume.split(":") + [""])[:3] if isinstance(volume, str) else ("", "")
+        if source == "sagelake-secrets":
+            return target
+    return None
+
+
+def test_no_secret_is_written_in_the_file(services: dict[str, Any]) -> None:
+    """Every secret-looking variable is read from a file (``*_CMD``, ``*_FILE``) or left to .env with an
+    empty default; only moto's placeholder credentials are literals; no URL carries a password."""
+    for name, service in services.items():
+        for var, value in (service.get("environment") or {}).items():
+            value = str(value)
+            assert not re.search(r"://[^/:@\s]+:[^/@\s]+@", value), f"{name}: {var} holds a password"
+            if var.startswith("AIRFLOW_CONN_"):
+                conn = json.loads(value)
+                assert conn.get("password") in (None, "testing"), f"{name}: {var} holds a password"
+            if not SECRET_NAME.search(var) or var.endswith(("_CMD", "_FILE")) or var in SECRETS_BACKEND:
+                continue
+            if var in MOTO_PLACEHOLDERS:
+                assert value == MOTO_PLACEHOLDERS[var], f"{name}: {var}"
+            else:
+                assert EMPTY_DEFAULT.match(value), f"{name}: {var}={value!r} is a fixed secret"
+
+
+def test_the_file_would_catch_a_fixed_secret(compose: dict[str, Any]) -> None:
+    broken = copy.deepcopy(compose)
+    broken["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"] = "airflow"
+    with pytest.raises(AssertionError, match="POSTGRES_PASSWORD"):
+        test_no_secret_is_written_in_the_file(broken["services"])
+
+
+def test_secrets_are_generated_before_any_service_starts(
+    compose: dict[str, Any], services: dict[str, Any]
+) -> None:
+    init = services["secrets-init"]
+    assert init["entrypoint"] == ["python", "-m", "devstack.compose_secrets", SECRETS_DIR]
+    assert "./devstack:/opt/airflow/devstack:ro" in init["volumes"]
+    assert secrets_mount(init) == SECRETS_DIR
+    assert "sagelake-secrets" in compose["volumes"]
+    for name in ("postgres", *[n for n in services if n.startswith("airflow-")]):
+        assert dependencies(services[name]).get("secrets-init") == "service_completed_successfully", name
+
+
+def test_every_secret_a_service_reads_is_a_generated_file(services: dict[str, Any]) -> None:
+    """Airflow's secrets (database, Fernet, JWT, API key, admin password) come from ``*_CMD`` reading a
+    generated file in the read-only secrets mount; postgres' password from ``POSTGRES_PASSWORD_FILE``."""
+    files = set(secret_files())
+    needed = {
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD",
+        "AIRFLOW__CORE__FERNET_KEY_CMD",
+        "AIRFLOW__API_AUTH__JWT_SECRET_CMD",
+        "AIRFLOW__API__SECRET_KEY_CMD",
+    }
     for name, service in services.items():
         if not name.startswith("airflow-"):
             continue
         env = service["environment"]
-        conn = json.loads(env["AIRFLOW_CONN_EVENTBRIDGE_WEBHOOK"])
-        assert conn == {"conn_type": "generic", "password": "${SAGELAKE_WEBHOOK_KEY:-}"}, name
-        assert env["SAGELAKE_EVENTS_QUEUE_URL"] == "${SAGELAKE_EVENTS_QUEUE_URL:-}", name
+        assert needed <= set(env), name
+        assert secrets_mount(service) == SECRETS_DIR, name
+        assert f"sagelake-secrets:{SECRETS_DIR}:ro" in service["volumes"], name
+        for var in [v for v in env if v.endswith("_CMD")]:
+            match = READ_COMMAND.match(env[var])
+            assert match and match.group(1) in files, f"{name}: {var}={env[var]!r} reads no generated file"
+        backend = json.loads(env["AIRFLOW__SECRETS__BACKEND_KWARGS"])
+        assert backend["connections_file_path"] == f"{SECRETS_DIR}/connections.json", name
+        assert "AIRFLOW_CONN_EVENTBRIDGE_WEBHOOK" not in env, name
+    assert services["airflow-init"]["environment"]["_AIRFLOW_WWW_USER_PASSWORD_CMD"] == (
+        f"cat {SECRETS_DIR}/admin_password"
+    )
+    postgres = services["postgres"]
+    mount = secrets_mount(postgres)
+    assert postgres["environment"]["POSTGRES_PASSWORD_FILE"] == f"{mount}/postgres_password"
+    assert "postgres_password" in files
+
+
+@pytest.mark.parametrize("name", SAGELAKE_SERVICES)
+def test_the_aws_stand_ins_see_no_secret(services: dict[str, Any], name: str) -> None:
+    assert secrets_mount(services[name]) is None
+
+
+def test_the_init_bootstraps_the_control_plane_as_the_local_launcher(services: dict[str, Any]) -> None:
+    """``devstack.stack bootstrap`` (bucket, roles, queue, lake set-up) on the compose control plane."""
+    init = services["airflow-init"]
+    script = init["command"][-1]
+    match = re.search(r"python -m devstack\.stack bootstrap --control-plane-url (\S+)", script)
+    assert match, "airflow-init must run `python -m devstack.stack bootstrap`"
+    url = urlsplit(match.group(1))
+    assert url.hostname == "control-plane" and url.port in published_ports({"cp": services["control-plane"]})
+    assert "PYTHONPATH=/opt/airflow/plugins:/opt/airflow" in script
+    assert "./devstack:/opt/airflow/devstack:ro" in init["volumes"]
+    assert dependencies(init).get("control-plane") == "service_healthy"
+    help_text = subprocess.run(
+        [sys.executable, "-m", "devstack.stack", "--help"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": f"{ROOT / 'plugins'}{os.pathsep}{ROOT}"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "bootstrap" in help_text and "--control-plane-url" in help_text
 
 
 @pytest.mark.parametrize("port", [8080, 4566, 8085])

@@ -44,6 +44,7 @@ from typing import Any
 from sagelake.lake.layout import split_s3_uri
 from sagelake.local.checkpoint_sync import CONFIG_FILE, synced_checkpoints, write_checkpoint_config
 from sagelake.local.job_requests import run_container, tail
+from sagelake.local.subprocess_env import job_environment
 from sagelake.local.training_runner import (
     TrainingJobFailedError,
     TrainingRequestError,
@@ -533,11 +534,9 @@ def _write_config(request: dict, work: Path) -> None:
 
 
 def _environment() -> dict[str, str]:
-    env = dict(os.environ)
-    paths = [str(PLUGINS_DIR), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    """The algorithm's environment: ``sagelake`` importable, and only what :func:`job_environment` allows
+    of this process's."""
+    return job_environment({"PYTHONPATH": str(PLUGINS_DIR), "PYTHONUNBUFFERED": "1"})
 
 
 def run_builtin_xgboost(request: dict, s3_client, work_dir: Path) -> TrainingRunResult:

@@ -17,7 +17,9 @@ Arguments are Glue job arguments exactly as ``GlueJobOperator(script_args=...)``
 * The script runs with ``work_dir`` as its working directory (Spark's scratch space goes there too).
 
 The script runs as ``python script.py --NAME value ...`` with ``JAVA_HOME`` from
-:func:`sagelake.local.java.find_java_home` and ``PYSPARK_SUBMIT_ARGS`` for a small ``local[2]`` Spark.
+:func:`sagelake.local.java.find_java_home` and ``PYSPARK_SUBMIT_ARGS`` for a small ``local[2]`` Spark; of
+the caller's environment it sees only what :func:`sagelake.local.subprocess_env.job_environment` allows
+(no Airflow connection or secret, no ``SAGELAKE_*`` setting).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from typing import Any
 
 from sagelake.lake.layout import split_s3_uri
 from sagelake.local.java import find_java_home
+from sagelake.local.subprocess_env import job_environment
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +122,16 @@ def spark_submit_args(local_dir: Path | None = None) -> str:
 
 
 def spark_env(local_dir: Path | None = None, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment for a PySpark subprocess: Java, this interpreter for workers, local Spark settings."""
-    env = dict(os.environ if base is None else base)
-    env["JAVA_HOME"] = str(find_java_home())
-    env["PYSPARK_PYTHON"] = sys.executable
-    env["PYSPARK_SUBMIT_ARGS"] = spark_submit_args(local_dir)
-    env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    return env
+    """Environment for a PySpark subprocess: Java, this interpreter for workers, local Spark settings, and
+    of ``base`` (default: this process's environment) only what :func:`job_environment` allows."""
+    parent = os.environ if base is None else base
+    contract = {
+        "JAVA_HOME": str(find_java_home()),
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_SUBMIT_ARGS": spark_submit_args(local_dir),
+        "SPARK_LOCAL_IP": parent.get("SPARK_LOCAL_IP") or "127.0.0.1",
+    }
+    return job_environment(contract, base=parent)
 
 
 def _prefix(uri: str, arg: str) -> tuple[str, str]:

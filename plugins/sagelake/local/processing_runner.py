@@ -3,7 +3,8 @@
 The container's file system below ``/opt/ml/`` is ``<work>/opt/ml/``: every ``ProcessingInput`` (S3
 prefix, File mode) is downloaded into its ``LocalPath`` there, ``/opt/ml/config/processingjobconfig.json``
 and ``resourceconfig.json`` are written as SageMaker writes them, the ``ContainerEntrypoint`` +
-``ContainerArguments`` run in a subprocess with the request's ``Environment`` (``python``/``python3``
+``ContainerArguments`` run in a subprocess with the request's ``Environment`` and, of the caller's
+environment, only what :func:`sagelake.local.subprocess_env.job_environment` allows (``python``/``python3``
 become this interpreter; ``/opt/ml/...`` paths in the command line are mapped below ``<work>``, and
 ``SAGELAKE_PROCESSING_ROOT=<work>`` tells the script so). After a zero exit every ``ProcessingOutput``'s
 ``LocalPath`` is uploaded to its ``S3Uri`` (``EndOfJob``; ``Continuous`` uploads at the end too), and the
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import posixpath
 import shutil
 import sys
@@ -27,6 +27,7 @@ from typing import Any
 from sagelake.lake.layout import split_s3_uri
 from sagelake.local.job_requests import required, run_container, tail
 from sagelake.local.s3_files import KeyEscapesError, download_prefix
+from sagelake.local.subprocess_env import job_environment
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ def run_processing_job(request: dict[str, Any], s3: Any, work_dir: Path) -> Proc
         local_path(work, output["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
     _write_config(request, work)
     cmd = command_line(request["AppSpecification"], work)
-    env = {**os.environ, **(request.get("Environment") or {}), ROOT_ENV: str(work)}
+    env = job_environment({**(request.get("Environment") or {}), ROOT_ENV: str(work)})
     timeout = (request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
     log.info("processing job %s: running %s", job, " ".join(cmd[1:]))
     proc = run_container(

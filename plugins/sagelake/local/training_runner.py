@@ -5,7 +5,9 @@ hyperparameters) goes to :mod:`sagelake.local.builtin_xgboost`; everything below
 
 Channels are downloaded into ``<work>/input/data/<channel>``, the script-mode ``sourcedir.tar.gz``
 is extracted into ``<work>/code`` and the entry point runs in a subprocess with the SageMaker
-environment contract (``SM_*``). On success the model dir and the output data dir are tarred to
+environment contract (``SM_*``) and, of the caller's environment, only what
+:func:`sagelake.local.subprocess_env.job_environment` allows (no Airflow secret). On success the model
+dir and the output data dir are tarred to
 ``{S3OutputPath}/{TrainingJobName}/output/model.tar.gz`` and ``.../output.tar.gz``.
 
 With ``CheckpointConfig`` the checkpoints under its S3 prefix are restored into ``<work>/checkpoints``
@@ -38,6 +40,7 @@ from sagelake.local.checkpoint_sync import (
 )
 from sagelake.local.job_requests import required, run_container, tail
 from sagelake.local.s3_files import KeyEscapesError, download_prefix
+from sagelake.local.subprocess_env import job_environment
 from sagelake.ml.artifacts import extract_tar, package_source_dir
 from sagelake.ml.images import is_builtin_xgboost_training
 from sagelake.ml.metrics_log import final_metrics
@@ -173,6 +176,8 @@ def _environment(
     framework: dict,
     checkpoint_dir: Path | None = None,
 ) -> dict:
+    """The entry point's environment: the SageMaker contract (``SM_*``) plus the allowed variables of this
+    process's (:func:`job_environment`); writes ``input/config``."""
     model_dir, output_dir = work / "model", work / "output"
     resource = {"current_host": CURRENT_HOST, "hosts": [CURRENT_HOST], "network_interface_name": "eth0"}
     input_config = {
@@ -201,43 +206,39 @@ def _environment(
         "resource_config": resource,
         "log_level": 20,
     }
-    env = dict(os.environ)
-    env.update(
-        {
-            "PYTHONUNBUFFERED": "1",
-            "TRAINING_JOB_NAME": request["TrainingJobName"],
-            "SM_TRAINING_ENV": json.dumps(training_env),
-            "SM_CHANNELS": json.dumps(sorted(channels)),
-            "SM_MODEL_DIR": str(model_dir),
-            "SM_OUTPUT_DIR": str(output_dir),
-            "SM_OUTPUT_DATA_DIR": str(output_dir / "data"),
-            "SM_INPUT_DIR": str(work / "input"),
-            "SM_INPUT_CONFIG_DIR": str(work / "input" / "config"),
-            "SM_INPUT_DATA_CONFIG": json.dumps(input_config),
-            "SM_HPS": json.dumps(hps),
-            "SM_NUM_CPUS": str(os.cpu_count() or 1),
-            "SM_NUM_GPUS": "0",
-            "SM_CURRENT_HOST": CURRENT_HOST,
-            "SM_HOSTS": json.dumps([CURRENT_HOST]),
-            "SM_RESOURCE_CONFIG": json.dumps(resource),
-            "SM_USER_ENTRY_POINT": program,
-            "SM_MODULE_DIR": training_env["module_dir"],
-            "SM_LOG_LEVEL": "20",
-        }
-    )
+    contract = {
+        "PYTHONUNBUFFERED": "1",
+        "TRAINING_JOB_NAME": request["TrainingJobName"],
+        "SM_TRAINING_ENV": json.dumps(training_env),
+        "SM_CHANNELS": json.dumps(sorted(channels)),
+        "SM_MODEL_DIR": str(model_dir),
+        "SM_OUTPUT_DIR": str(output_dir),
+        "SM_OUTPUT_DATA_DIR": str(output_dir / "data"),
+        "SM_INPUT_DIR": str(work / "input"),
+        "SM_INPUT_CONFIG_DIR": str(work / "input" / "config"),
+        "SM_INPUT_DATA_CONFIG": json.dumps(input_config),
+        "SM_HPS": json.dumps(hps),
+        "SM_NUM_CPUS": str(os.cpu_count() or 1),
+        "SM_NUM_GPUS": "0",
+        "SM_CURRENT_HOST": CURRENT_HOST,
+        "SM_HOSTS": json.dumps([CURRENT_HOST]),
+        "SM_RESOURCE_CONFIG": json.dumps(resource),
+        "SM_USER_ENTRY_POINT": program,
+        "SM_MODULE_DIR": training_env["module_dir"],
+        "SM_LOG_LEVEL": "20",
+    }
     for name, path in channels.items():
-        env[f"SM_CHANNEL_{name.upper()}"] = str(path)
-    env.pop(LOCAL_DIR_ENV, None)
+        contract[f"SM_CHANNEL_{name.upper()}"] = str(path)
     if checkpoint_dir is not None:
-        env[LOCAL_DIR_ENV] = str(checkpoint_dir)
+        contract[LOCAL_DIR_ENV] = str(checkpoint_dir)
     for key, value in hps.items():
-        env[f"SM_HP_{key.upper()}"] = _as_env(value)
+        contract[f"SM_HP_{key.upper()}"] = _as_env(value)
     config_dir = work / "input" / "config"
     config_dir.mkdir(parents=True, exist_ok=True)
     (config_dir / "hyperparameters.json").write_text(json.dumps(request.get("HyperParameters") or {}))
     (config_dir / "inputdataconfig.json").write_text(json.dumps(input_config))
     (config_dir / "resourceconfig.json").write_text(json.dumps(resource))
-    return env
+    return job_environment(contract)
 
 
 def _upload(s3_client, uri: str, data: bytes) -> str:

@@ -26,6 +26,7 @@ from sagelake.ml.images import xgboost_image_uri
 from sagelake.ml.training_data import CSV_FEATURE_COLUMNS, prepare_channels, serving_csv
 from sagelake.operators.sagemaker import SagelakeTrainingOperator
 from tests.support.constants import REGION, SAGEMAKER_ROLE_ARN
+from tests.support.serving import register_version
 from tests.support.training_data import synthetic_features
 
 DAYS = ("2024-01-01", "2024-01-02", "2024-01-03")
@@ -223,6 +224,7 @@ def deploy(sagemaker, model_url: str, environment: dict[str, str] | None = None)
     container = {"Image": xgboost_image_uri(REGION), "ModelDataUrl": model_url}
     if environment:
         container["Environment"] = environment
+    register_version(sagemaker, container["Image"], model_url)  # served: approved
     sagemaker.create_model(
         ModelName=f"xgb-{tag}", ExecutionRoleArn=SAGEMAKER_ROLE_ARN, PrimaryContainer=container
     )

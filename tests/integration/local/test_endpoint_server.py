@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from sagelake.local.endpoint_server import Variant, choose_variant, serve
 from sagelake.ml.artifacts import package_source_dir
 from tests.support.constants import REGION, SAGEMAKER_ROLE_ARN, SKLEARN_IMAGE_URI
-from tests.support.serving import BROKEN_INFERENCE
+from tests.support.serving import BROKEN_INFERENCE, register_version
 from tests.support.training_data import load_script, synthetic_features, write_channel
 
 
@@ -76,6 +76,7 @@ def register(sagemaker, s3, bucket: str, model_dir: Path, variants: int = 1) -> 
     tag = uuid.uuid4().hex[:8]
     key = f"models/churn/job-{tag}/output/model.tar.gz"
     s3.put_object(Bucket=bucket, Key=key, Body=package_source_dir(model_dir))
+    register_version(sagemaker, SKLEARN_IMAGE_URI, f"s3://{bucket}/{key}")  # served: approved
     sagemaker.create_model(
         ModelName=f"model-{tag}",
         ExecutionRoleArn=SAGEMAKER_ROLE_ARN,

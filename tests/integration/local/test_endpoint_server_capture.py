@@ -20,6 +20,7 @@ from sagelake.ml.artifacts import package_source_dir
 from sagelake.ml.aws_requests import endpoint_request
 from tests.integration.local.test_endpoint_server import local_probabilities, train_model_dirs
 from tests.support.constants import REGION, SAGEMAKER_ROLE_ARN, SKLEARN_IMAGE_URI
+from tests.support.serving import register_version
 from tests.support.training_data import synthetic_features
 
 KEY = re.compile(
@@ -64,6 +65,7 @@ def deploy(aws_env: str, s3, bucket: str, model_dir: Path, percentage: int) -> s
         data_capture_percentage=percentage,
     )
     sagemaker = boto3.client("sagemaker", endpoint_url=aws_env, region_name=REGION)
+    register_version(sagemaker, SKLEARN_IMAGE_URI, f"s3://{bucket}/{key}")  # served: approved
     sagemaker.create_model(**request["Model"])
     sagemaker.create_endpoint_config(**request["EndpointConfig"])
     sagemaker.create_endpoint(**request["Endpoint"])

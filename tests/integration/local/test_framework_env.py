@@ -24,6 +24,7 @@ from sagelake.local.framework_env import SKLEARN_1_4_2, FrameworkEnv, ensure_env
 from sagelake.local.job_requests import run_container
 from sagelake.ml.artifacts import package_source_dir
 from tests.support.constants import REGION, ROOT, SAGEMAKER_ROLE_ARN, SKLEARN_IMAGE_URI
+from tests.support.serving import register_version
 from tests.support.training_data import synthetic_features, write_channel
 
 log = logging.getLogger("test-framework-env")
@@ -198,6 +199,7 @@ def deploy(sagemaker, s3, bucket: str, model_dir: Path, image: str) -> str:
     key = f"models/probe-{tag}/model.tar.gz"
     s3.put_object(Bucket=bucket, Key=key, Body=package_source_dir(model_dir))
     container = {"Image": image, "ModelDataUrl": f"s3://{bucket}/{key}"}
+    register_version(sagemaker, image, container["ModelDataUrl"])  # served: approved
     sagemaker.create_model(
         ModelName=f"m-{tag}", ExecutionRoleArn=SAGEMAKER_ROLE_ARN, PrimaryContainer=container
     )
