@@ -41,6 +41,7 @@ from airflow.sdk import dag, task
 from sagelake.config.params import pipeline_params
 from sagelake.config.settings import AWS_CONN_ID, deployment_settings
 from sagelake.lake.assets import churn_scores, curated_features
+from sagelake.monitoring.notifications import notify_failure
 from sagelake.operators.sagemaker_transform import SagelakeTransformOperator
 
 DEPLOYMENT = deployment_settings()  # the production endpoint and the registry group: not run params
@@ -174,6 +175,7 @@ def publish_scores(
         "retries": 1,
         "retry_delay": timedelta(seconds=30),
         "aws_conn_id": AWS_CONN_ID,
+        "on_failure_callback": notify_failure,
     },
     tags=["sagelake", "sagemaker", "inference", "batch"],
     doc_md=__doc__,

@@ -15,7 +15,7 @@ so drift is computed here, and written in Model Monitor's file formats so its to
 4. **traffic_drift** — the same for the day's captured endpoint traffic (SageMaker data capture files under
    `SAGELAKE_DATA_CAPTURE_URI`, default the lake's `monitoring/capture/`) into `…/dt=<dt>/traffic/`;
    skipped when the endpoint captured nothing that day.
-5. **emit_metrics** — every score to CloudWatch (namespace `sagelake/Drift`; dimensions `Feature`, `Source`).
+5. **emit_metrics** — every score to CloudWatch (namespace `sagelake`; dimensions `Feature`, `Source`).
 6. **drift_above_threshold** — stops here unless a feature drifted (thresholds: `SAGELAKE_DRIFT_*`,
    deployment settings).
 7. **request_retraining** — an event on the `retraining_requested` asset, `extra` = `{dt, reasons,
@@ -37,10 +37,10 @@ from sagelake.config.params import pipeline_params
 from sagelake.config.settings import AWS_CONN_ID, deployment_settings, drift_settings
 from sagelake.lake.assets import curated_features
 from sagelake.ml.retraining import retraining_requested
+from sagelake.monitoring.notifications import notify_failure
 
 DEPLOYMENT = deployment_settings()  # production endpoint: not a run param
 RETRAINING = retraining_requested()
-METRICS_NAMESPACE = "sagelake/Drift"
 
 
 def s3_client() -> Any:
@@ -153,6 +153,7 @@ def emit_metrics(partition_summary: dict, traffic_summary: dict) -> int:
     from datetime import UTC
 
     from sagelake.ml.drift import FeatureDrift, metric_data
+    from sagelake.monitoring.metrics import NAMESPACE, put_metrics
 
     cloudwatch = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="cloudwatch").conn
     now = datetime.now(UTC)
@@ -161,9 +162,7 @@ def emit_metrics(partition_summary: dict, traffic_summary: dict) -> int:
         if summary:
             scores = {name: FeatureDrift(**score) for name, score in summary["scores"].items()}
             items += metric_data(scores, source=source, timestamp=now)
-    for start in range(0, len(items), 500):
-        cloudwatch.put_metric_data(Namespace=METRICS_NAMESPACE, MetricData=items[start : start + 500])
-    return len(items)
+    return put_metrics(cloudwatch, NAMESPACE, items)
 
 
 @task.short_circuit
@@ -205,6 +204,7 @@ def request_retraining(
         "retries": 1,
         "retry_delay": timedelta(seconds=30),
         "aws_conn_id": AWS_CONN_ID,
+        "on_failure_callback": notify_failure,
     },
     tags=["sagelake", "monitoring", "drift"],
     doc_md=__doc__,

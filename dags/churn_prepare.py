@@ -24,7 +24,8 @@ partition there, with the event under `event`). Readers never see a partition be
 5. **publish_partition** — switches partition `dt` of `churn_quarantine`, `etl_metrics` and, last,
    `churn_features` to the audited version (one `UpdatePartition` each), emits the `churn_features`
    asset event (`extra`: `dt`, `version`, `location`) that starts `churn_train_deploy`, then deletes the
-   day's other versions (never the published one) and frees the partition.
+   day's other versions (never the published one) and frees the partition. It puts the rows published
+   and the quarantine ratio in CloudWatch; each check puts its verdict (docs/monitoring.md).
 6. **abandon_partition** — only after a failed ETL or check (`one_failed`): deletes the attempt's
    unpublished version and frees the partition, if this run holds it. (A publication that fails for good
    frees the partition from its failure callback; the next run of the day cleans up.)
@@ -48,6 +49,8 @@ from sagelake.config.settings import AWS_CONN_ID, CHECKS_DIR, GLUE_SCRIPT, SQL_D
 from sagelake.lake.assets import curated_features
 from sagelake.lake.contracts import load_contracts, to_job_argument
 from sagelake.ml.aws_requests import glue_job_kwargs
+from sagelake.monitoring.emit import emit_check_verdict
+from sagelake.monitoring.notifications import deadline_alert, notify_failure
 from sagelake.operators.athena import QualityCheckOperator
 from sagelake.operators.glue import SagelakeGlueJobOperator
 from sagelake.quality.checks import load_checks
@@ -127,15 +130,16 @@ def release_partition(context: Any) -> None:
     release(s3, params["bucket"], lock_key(LOCKED_DATASET, dt), context["run_id"])
 
 
-@task(outlets=[CURATED], on_failure_callback=release_partition)
+@task(outlets=[CURATED], on_failure_callback=[notify_failure, release_partition])
 def publish_partition(
     dt: str, params: dict[str, Any], run_id: str, ti: Any = None, outlet_events: Any = None
 ) -> dict[str, str]:
     """Switch the readers' partitions to the audited version and announce it to the DAGs that read it;
     then delete the day's other versions and free the partition."""
     from sagelake.lake.publish import publish
+    from sagelake.monitoring.emit import emit_published
 
-    _, glue = clients()
+    s3, glue = clients()
     plan = ti.xcom_pull(task_ids="plan_partition", key="plan")
     publish(
         glue,
@@ -149,6 +153,7 @@ def publish_partition(
     announced = {"dt": dt, "version": plan["version"], "location": plan["locations"]["churn_features"]}
     outlet_events[CURATED].extra = announced
     clean_up(dt, params, run_id)
+    emit_published(s3, plan["locations"]["etl_metrics"])  # rows published, quarantine ratio
     return announced
 
 
@@ -196,7 +201,9 @@ def clean_up(dt: str, params: dict[str, Any], run_id: str) -> list[str]:
         "retries": 2,
         "retry_delay": timedelta(seconds=30),
         "aws_conn_id": AWS_CONN_ID,
+        "on_failure_callback": notify_failure,
     },
+    deadline=deadline_alert("churn_prepare"),
     tags=["sagelake", "ingest", "glue", "athena"],
     doc_md=__doc__,
 )
@@ -246,6 +253,8 @@ def churn_prepare() -> None:
             deferrable=True,
             sleep_time=5,
             retries=0,
+            on_success_callback=emit_check_verdict,  # the verdict as CloudWatch metrics
+            on_failure_callback=[notify_failure, emit_check_verdict],
         )
         for spec in load_checks(CHECKS_DIR)  # a malformed check file fails the DAG import, naming it
     ]

@@ -24,6 +24,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import Asset, AssetWatcher, dag, task
 
 from sagelake.config.settings import AWS_CONN_ID, events_queue_url
+from sagelake.monitoring.notifications import notify_failure
 
 QUEUE_URL = events_queue_url()
 log = logging.getLogger(__name__)
@@ -56,7 +57,12 @@ EVENTS = (
     schedule=[EVENTS] if EVENTS else None,
     start_date=datetime(2026, 1, 1),
     catchup=False,
-    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": timedelta(seconds=10)},
+    default_args={
+        "owner": "data-engineering",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=10),
+        "on_failure_callback": notify_failure,
+    },
     tags=["sagelake", "ingest", "eventbridge", "sqs"],
     doc_md=__doc__,
 )

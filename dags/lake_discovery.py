@@ -37,6 +37,7 @@ from sagelake.config.settings import (
     deployment_settings,
 )
 from sagelake.lake.discovery import crawler_config
+from sagelake.monitoring.notifications import notify_failure
 from sagelake.operators.athena import QualityCheckOperator
 from sagelake.operators.glue_crawler import SagelakeGlueCrawlerOperator
 
@@ -96,6 +97,7 @@ def compare_with_contracts(dt: str, params: dict[str, Any]) -> list[dict[str, An
         "retries": 2,
         "retry_delay": timedelta(seconds=30),
         "aws_conn_id": AWS_CONN_ID,
+        "on_failure_callback": notify_failure,
     },
     tags=["sagelake", "discovery", "glue", "athena"],
     doc_md=__doc__,

@@ -27,6 +27,7 @@ from airflow.sdk import dag, task
 from sagelake.config.params import pipeline_params
 from sagelake.config.settings import AWS_CONN_ID, databrew_role
 from sagelake.lake.assets import curated_features
+from sagelake.monitoring.notifications import notify_failure
 from sagelake.operators.databrew import DataBrewProfileOperator
 
 PARTITION = "ti.xcom_pull(task_ids='published_partition')"
@@ -98,6 +99,7 @@ def profile(dataset: str) -> DataBrewProfileOperator:
         "retries": 1,
         "retry_delay": timedelta(seconds=30),
         "aws_conn_id": AWS_CONN_ID,
+        "on_failure_callback": notify_failure,
     },
     tags=["sagelake", "profiling", "databrew"],
     doc_md=__doc__,

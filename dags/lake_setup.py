@@ -33,6 +33,7 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.sdk import Param, dag, task
 
 from sagelake.config.settings import AWS_CONN_ID, default_params
+from sagelake.monitoring.notifications import notify_failure
 
 DEFAULTS = default_params()
 
@@ -102,7 +103,12 @@ def verify_lake_setup(params: dict[str, Any]) -> dict[str, Any]:
         ),
         "dry_run": Param(False, type="boolean", description="Only print what would change."),
     },
-    default_args={"owner": "data-engineering", "retries": 1, "retry_delay": timedelta(seconds=30)},
+    default_args={
+        "owner": "data-engineering",
+        "retries": 1,
+        "retry_delay": timedelta(seconds=30),
+        "on_failure_callback": notify_failure,
+    },
     tags=["sagelake", "lake", "setup", "s3", "athena"],
     doc_md=__doc__,
 )

@@ -33,6 +33,7 @@ from airflow.sdk import dag, task
 from sagelake.config.params import pipeline_params
 from sagelake.config.settings import AWS_CONN_ID, SQL_DIR, warehouse_settings
 from sagelake.lake.assets import curated_features
+from sagelake.monitoring.notifications import notify_failure
 from sagelake.operators.redshift import SagelakeRedshiftDataOperator
 
 ANALYTICS_DAYS = 7
@@ -98,6 +99,7 @@ def report(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         "retries": 1,
         "retry_delay": timedelta(seconds=30),
         "aws_conn_id": AWS_CONN_ID,
+        "on_failure_callback": notify_failure,
     },
     tags=["sagelake", "redshift", "spectrum", "warehouse"],
     doc_md=__doc__,

@@ -142,7 +142,7 @@ def test_a_drifted_partition_is_reported_and_requests_retraining(lake) -> None:
     assert events[0]["baseline_id"] == lake["baseline"] and events[0]["report"] == report
     assert any(r.startswith("partition monthly_fee: PSI") for r in events[0]["reasons"])
     assert any(r.startswith("traffic plan: L-infinity") for r in events[0]["reasons"])
-    listed = lake["cloudwatch"].list_metrics(Namespace="sagelake/Drift", MetricName="psi")["Metrics"]
+    listed = lake["cloudwatch"].list_metrics(Namespace="sagelake", MetricName="psi")["Metrics"]
     features_sent = {d["Value"] for m in listed for d in m["Dimensions"] if d["Name"] == "Feature"}
     assert "monthly_fee" in features_sent
 
