@@ -23,8 +23,14 @@ scikit-learn script); every partition is read where the Glue Data Catalog publis
 7. **approved_by_policy** / **ask_a_person** (Required Actions page: both models side by side, the report
    link; no answer within `SAGELAKE_APPROVAL_TIMEOUT_MINUTES` rejects) / **rejected** — the grid shows the
    outcome; the decision, who made it and why are written to the registry.
-8. **deploy** — the production endpoint (a deployment setting) create-or-update to the approved version.
-9. **smoke_test** — invokes the endpoint with held-out rows and checks the answer.
+8. **deploy** — the production endpoint (a deployment setting) create-or-update to the approved version:
+   its own model and endpoint config, a blue/green update (canary or linear traffic shifting, a baking
+   period, automatic rollback on the endpoint's CloudWatch alarms: `SAGELAKE_DEPLOY_*`); the task fails if
+   SageMaker rolled it back.
+9. **smoke_test** — invokes the endpoint with held-out rows and checks the answer; a failed answer puts
+   the endpoint back on the config it served before.
+10. **autoscale** — the serving variant's target tracking on invocations per instance
+   (`SAGELAKE_ENDPOINT_*_INSTANCES`, `SAGELAKE_ENDPOINT_TARGET_INVOCATIONS`).
 """
 
 from __future__ import annotations
@@ -38,10 +44,11 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Param, TriggerRule, dag, task
 
 from sagelake.config.params import pipeline_params
-from sagelake.config.settings import AWS_CONN_ID, deployment_settings, model_settings
+from sagelake.config.settings import AWS_CONN_ID, deployment_settings, model_settings, rollout_settings
 from sagelake.lake.assets import curated_features
 from sagelake.ml.algorithms import ALGORITHMS
 from sagelake.ml.retraining import retraining_requested
+from sagelake.monitoring.notifications import deadline_alert, notify_failure
 from sagelake.operators.sagemaker import (
     DeployEndpointOperator,
     ModelApprovalOperator,
@@ -53,6 +60,7 @@ from sagelake.operators.sagemaker_tuning import SagelakeTuningOperator
 
 DEPLOYMENT = deployment_settings()  # roles, production endpoint, registry group: not run params
 MODEL = model_settings()  # window, holdout, tuning limits, approval timeout: not run params
+ROLLOUT = rollout_settings()  # traffic shifting, rollback alarms, autoscaling bounds: not run params
 
 
 def sagemaker_client() -> Any:
@@ -265,6 +273,7 @@ def track_evaluation(
     from sagelake.ml import tracking
     from sagelake.ml.aws_requests import model_package_extras
     from sagelake.ml.evaluation import model_metrics, read_report, report_files
+    from sagelake.monitoring.emit import emit_model
 
     report_uri = evaluated["Processing"]["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
     s3 = s3_client()
@@ -294,6 +303,7 @@ def track_evaluation(
     region = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="sagemaker").conn_region_name
     link = report_link(s3, html, region, local=is_local())
     print(f"evaluation report: {html}\n  open: {link}")
+    emit_model(report["models"], DEPLOYMENT["model_package_group"])  # ModelQuality in CloudWatch
     return {"report_uri": report_uri, "extras": extras, "report_html": html, "report_url": link}
 
 
@@ -323,6 +333,7 @@ def approval_request(decision: dict[str, Any], report_url: str, dt: str) -> str:
 def endpoint_request(register_arn: str, dt: str, params: dict[str, Any], run_id: str) -> dict[str, Any]:
     """Model + endpoint config + endpoint requests serving the approved package version."""
     from sagelake.ml.aws_requests import endpoint_request as build
+    from sagelake.ml.deployment import deployment_config
     from sagelake.ml.drift_store import capture_destination
     from sagelake.ml.lifecycle import package_container, package_version
     from sagelake.ml.naming import resource_name
@@ -339,19 +350,46 @@ def endpoint_request(register_arn: str, dt: str, params: dict[str, Any], run_id:
         image_uri=container["Image"],
         model_data_url=container["ModelDataUrl"],
         instance_type=params["endpoint_instance_type"],
+        instance_count=ROLLOUT.instance_count,
         data_capture_uri=capture_destination(params["bucket"]),  # what churn_drift reads
+        deployment_config=deployment_config(ROLLOUT),
     )
 
 
 @task
-def smoke_test(data: dict[str, Any]) -> dict[str, Any]:
-    """Invoke the production endpoint over HTTP with held-out rows; fail on a malformed answer."""
-    from sagelake.ml.lifecycle import invoke_with_rows
+def smoke_test(data: dict[str, Any], deployed: dict[str, Any]) -> dict[str, Any]:
+    """Invoke the production endpoint over HTTP with held-out rows; on a failed or malformed answer, put
+    it back on the config it served before and fail (no retry: production is as it was)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from sagelake.ml.deployment import RolledBackError, smoke_test_or_roll_back
 
     runtime = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="sagemaker-runtime").conn
-    return invoke_with_rows(
-        sagemaker_client(), runtime, s3_client(), DEPLOYMENT["endpoint_name"], data["holdout_uri"]
-    )
+    try:
+        return smoke_test_or_roll_back(
+            sagemaker_client(),
+            runtime,
+            s3_client(),
+            DEPLOYMENT["endpoint_name"],
+            deployed["EndpointConfig"]["EndpointConfigName"],
+            data["holdout_uri"],
+        )
+    except RolledBackError as error:
+        raise AirflowFailException(str(error)) from error
+
+
+@task
+def autoscale(deployed: dict[str, Any]) -> dict[str, Any]:
+    """Target tracking on invocations per instance for each serving variant (register + policy: upserts)."""
+    from sagelake.ml.deployment import apply_autoscaling
+
+    client = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="application-autoscaling").conn
+    return {
+        variant["VariantName"]: apply_autoscaling(
+            client, DEPLOYMENT["endpoint_name"], variant["VariantName"], ROLLOUT
+        )
+        for variant in deployed["EndpointConfig"]["ProductionVariants"]
+    }
 
 
 @dag(
@@ -373,7 +411,9 @@ def smoke_test(data: dict[str, Any]) -> dict[str, Any]:
         "retries": 1,
         "retry_delay": timedelta(seconds=30),
         "aws_conn_id": AWS_CONN_ID,
+        "on_failure_callback": notify_failure,
     },
+    deadline=deadline_alert("churn_train_deploy"),
     tags=["sagelake", "sagemaker", "training", "deployment"],
     doc_md=__doc__,
 )
@@ -437,7 +477,7 @@ def churn_train_deploy() -> None:
         deferrable=True,
         check_interval=15,
     )
-    deploy >> smoke_test(data)
+    smoke_test(data, deploy.output) >> autoscale(deploy.output)
 
 
 churn_train_deploy()

@@ -16,6 +16,7 @@ from tests.support.live_stack import run_report, wait_for_run
 pytestmark = pytest.mark.e2e
 
 OLD, NEWER = "2026-10-01", "2026-10-02"
+PERSON_DELAY_S = 8
 DAG = "churn_train_deploy"
 
 
@@ -35,6 +36,12 @@ def wait_for_task_state(live, run_id: str, task_id: str, state: str, timeout_s: 
     while time.monotonic() < deadline:
         seen = {ti["task_id"]: ti["state"] for ti in api.task_instances(DAG, run_id)}
         if seen.get(task_id) == state:
+            if state == "awaiting_input":
+                # Answer as a person would, not within milliseconds: an answer that reaches Airflow 3.3.2
+                # before the executor has reported the paused attempt's exit makes the scheduler see the
+                # resumed task as "changed externally" and retry it; the retry then asks again and the
+                # answer is lost (what this test's CI run hit, diagnosed from the task logs).
+                time.sleep(PERSON_DELAY_S)
             return seen
         if any(s in ("failed", "upstream_failed") for s in seen.values()):
             break

@@ -93,6 +93,8 @@ def endpoint_request(
     variant_name: str = "primary",
     data_capture_uri: str | None = None,
     data_capture_percentage: int = 100,
+    instance_count: int = 1,
+    deployment_config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Model + EndpointConfig + Endpoint requests, as the provider's SageMakerEndpointOperator takes them.
 
@@ -100,6 +102,8 @@ def endpoint_request(
     (the scikit-learn container) runs ``code/inference.py`` from the model artefact (script mode).
     ``data_capture_uri``: capture ``data_capture_percentage`` % of the invocations (request and answer,
     CSV/JSON as text) under that S3 prefix (``DataCaptureConfig``); None: no capture.
+    ``deployment_config``: how an update of an existing endpoint shifts traffic and rolls back
+    (:func:`sagelake.ml.deployment.deployment_config`); None: SageMaker's default (all at once).
     """
     from sagelake.ml.images import is_xgboost_image  # images imports this module
 
@@ -115,7 +119,7 @@ def endpoint_request(
             {
                 "VariantName": variant_name,
                 "ModelName": model_name,
-                "InitialInstanceCount": 1,
+                "InitialInstanceCount": instance_count,
                 "InstanceType": instance_type,
                 "InitialVariantWeight": 1.0,
             }
@@ -132,10 +136,13 @@ def endpoint_request(
                 "JsonContentTypes": ["application/json"],
             },
         }
+    endpoint: dict[str, Any] = {"EndpointName": endpoint_name, "EndpointConfigName": endpoint_config_name}
+    if deployment_config:
+        endpoint["DeploymentConfig"] = deployment_config
     return {
         "Model": {"ModelName": model_name, "ExecutionRoleArn": role, "PrimaryContainer": container},
         "EndpointConfig": endpoint_config,
-        "Endpoint": {"EndpointName": endpoint_name, "EndpointConfigName": endpoint_config_name},
+        "Endpoint": endpoint,
     }
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
@@ -315,15 +316,63 @@ def drop_existing_resources(config: dict[str, Any], client: Any) -> list[str]:
 
 
 class DeployEndpointOperator(SageMakerEndpointOperator):
-    """The provider's create-or-update endpoint deployment, safe to retry.
+    """The provider's create-or-update endpoint deployment, safe to retry, verified and reversible.
 
     Extends :class:`airflow.providers.amazon.aws.operators.sagemaker.SageMakerEndpointOperator` and adds no
     argument: a ``Model`` or ``EndpointConfig`` of ``config`` that a previous attempt already created is
-    reused, not created again (:func:`drop_existing_resources`). Identical on both targets, deferrable on
-    both (the local control plane reports the endpoint ``InService`` at once).
+    reused, not created again (:func:`drop_existing_resources`); a new endpoint config is tagged with the
+    config the endpoint serves now (what a failed smoke test rolls back to); variants registered for
+    autoscaling that the update would move to another instance type are deregistered first; once the
+    endpoint is in service, it must serve the new config: SageMaker's automatic rollback (the
+    ``DeploymentConfig`` alarms fired) fails the task, without retries. Identical on both targets, but
+    the local branch does not defer (the control plane reports ``InService`` at once); it waits instead
+    until the endpoint server has loaded the new model and routes to it.
     """
 
     def execute(self, context: Context) -> dict[str, dict]:
+        from sagelake.ml.deployment import live_config, tag_previous
+
         for name in drop_existing_resources(self.config, self.hook.conn):
             self.log.info("%s exists already; reusing it", name)
-        return super().execute(context)
+        endpoint = self.config.get("Endpoint", self.config)
+        previous = live_config(self.hook.conn, endpoint["EndpointName"])
+        if "EndpointConfig" in self.config:
+            tag_previous(self.config["EndpointConfig"], previous)
+        if previous and previous != endpoint["EndpointConfigName"]:
+            self._release_autoscaling(endpoint["EndpointName"], previous)
+        if is_local():  # InService at once: deferring would only add a trip through the triggerer
+            self.deferrable = False
+        return self._verified(super().execute(context))
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, dict]:
+        return self._verified(super().execute_complete(context, event))
+
+    def _release_autoscaling(self, endpoint_name: str, previous: str) -> None:
+        from sagelake.ml.deployment import deregister_autoscaling, variants_to_deregister
+
+        new = self.config.get("EndpointConfig") or self.hook.describe_endpoint_config(
+            self.config["Endpoint"]["EndpointConfigName"]
+        )
+        variants = variants_to_deregister(self.hook.describe_endpoint_config(previous), new)
+        if not variants:
+            return
+        autoscaling = AwsBaseHook(aws_conn_id=self.aws_conn_id, client_type="application-autoscaling").conn
+        for variant in variants:
+            if deregister_autoscaling(autoscaling, endpoint_name, variant):
+                self.log.info("deregistered %s/%s from autoscaling before the update", endpoint_name, variant)
+
+    def _verified(self, result: dict[str, dict]) -> dict[str, dict]:
+        from sagelake.ml.deployment import RolledBackError, check_live
+
+        expected = self.config.get("Endpoint", self.config)["EndpointConfigName"]
+        try:
+            check_live(result["Endpoint"], expected)
+        except RolledBackError as error:
+            raise AirflowFailException(str(error)) from None
+        if is_local():  # the control plane says InService at once; the endpoint server switches after
+            from sagelake.local.endpoint_server import wait_until_serving
+
+            runtime = AwsBaseHook(aws_conn_id=self.aws_conn_id, client_type="sagemaker-runtime").conn
+            wait_until_serving(runtime.meta.endpoint_url, result["Endpoint"]["EndpointName"], expected)
+        self.log.info("%s serves %s", result["Endpoint"]["EndpointName"], expected)
+        return result

@@ -107,7 +107,10 @@ def deploy(bucket: str, name: str) -> dict:
     return op.execute({})
 
 
-def test_deploy_creates_then_updates_and_survives_retries(sagemaker, bucket) -> None:
+def test_deploy_creates_then_updates_and_survives_retries(sagemaker, bucket, monkeypatch) -> None:
+    # the aws branch on the control plane: no endpoint server to wait for (tests/integration/ml/
+    # test_deployment.py deploys to a real one)
+    monkeypatch.setenv("SAGELAKE_TARGET", "aws")
     first = deploy(bucket, f"m1-{bucket}")
     assert first["Endpoint"]["EndpointConfigName"] == f"m1-{bucket}"
     assert deploy(bucket, f"m1-{bucket}")["Endpoint"]["EndpointConfigName"] == f"m1-{bucket}"  # a retry

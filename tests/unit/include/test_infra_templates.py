@@ -31,6 +31,7 @@ from sagelake.ml.batch import batch_prefix
 from sagelake.ml.drift_store import baseline_uri
 from sagelake.ml.evaluation import report_prefix
 from sagelake.ml.spot import checkpoint_uri
+from sagelake.monitoring.metrics import NAMESPACE
 from tests.support.constants import ACCOUNT_ID, GLUE_SCRIPT, REGION, ROOT
 
 INFRA = ROOT / "include" / "infra"
@@ -49,6 +50,15 @@ WILDCARD_ACTIONS = {
 }
 # Parameter sets each template is linted with (besides its defaults); every mode of every Condition.
 LINT_PARAMETERS: dict[str, list[dict[str, Any]]] = {
+    "cicd.cfn.json": [
+        {"GitHubRepository": "o/r", "MwaaBucketName": "mwaa-src", "MwaaEnvironmentName": "e"},
+        {
+            "GitHubRepository": "o/r",
+            "MwaaBucketName": "m-src",
+            "MwaaEnvironmentName": "e",
+            "CreateOidcProvider": "false",
+        },
+    ],
     "lake.cfn.json": [
         {"Encryption": "SSE-KMS"},
         {"Encryption": "SSE-KMS", "KmsKeyArn": KEY_ARN},
@@ -79,10 +89,12 @@ FROM_EVENTS_STACK = {"SAGELAKE_EVENTS_QUEUE_URL": "QueueUrl"}
 RESOURCE_SETTINGS = (
     "default_params",
     "deployment_settings",
+    "rollout_settings",
     "warehouse_settings",
     "crawler_name",
     "databrew_role",
     "events_queue_url",
+    "alerts_topic_arn",
 )
 
 
@@ -613,14 +625,6 @@ def ml_stack(**overrides: Any) -> Stack:
     return Stack("ml.cfn.json", symbols, **overrides)
 
 
-def dag_constant(dag: str, name: str) -> Any:
-    """A module-level constant of a DAG file, read without importing Airflow's DAG machinery."""
-    for node in ast.parse((ROOT / "dags" / dag).read_text()).body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
-            return ast.literal_eval(node.value)
-    raise AssertionError(f"{name} not in dags/{dag}")
-
-
 def test_alarms_watch_the_production_endpoint_and_variant_and_notify_the_topic(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -634,8 +638,15 @@ def test_alarms_watch_the_production_endpoint_and_variant_and_notify_the_topic(
     alarms = {n: r["Properties"] for n, r in stack.resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
     metrics = {(a["Namespace"], a["MetricName"]) for a in alarms.values()}
     assert {("AWS/SageMaker", "Invocation5XXErrors"), ("AWS/SageMaker", "ModelLatency")} <= metrics
-    assert ("Sagelake", stack.params["FreshnessMetricName"]) in metrics
-    assert (dag_constant("churn_drift.py", "METRICS_NAMESPACE"), "drifted_features") in metrics
+    assert (NAMESPACE, stack.params["FreshnessMetricName"]) == (
+        stack.params["FreshnessNamespace"],
+        "HoursSinceLastPublish",
+    )
+    assert {
+        (NAMESPACE, "HoursSinceLastPublish"),
+        (NAMESPACE, "drifted_features"),
+        (NAMESPACE, "FailedChecks"),
+    } <= metrics
     for name, alarm in alarms.items():
         assert alarm["AlarmActions"] == [stack.symbols["AlarmTopic"]], name
         if alarm["Namespace"] == "AWS/SageMaker":

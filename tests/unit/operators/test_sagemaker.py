@@ -22,6 +22,7 @@ from sagelake.local import training_runner
 from sagelake.local.training_runner import TrainingRunResult
 from sagelake.ml.approval import APPROVAL_DESCRIPTION_MAX_LEN, PENDING
 from sagelake.ml.aws_requests import endpoint_request, model_package_extras
+from sagelake.ml.deployment import PREVIOUS_CONFIG_TAG
 from sagelake.ml.policy import Policy
 from sagelake.operators.sagemaker import (
     DeployEndpointOperator,
@@ -209,7 +210,7 @@ class TestSagelakeTrainingOperator:
         assert (trigger.job_name, trigger.job_type, trigger.waiter_delay) == (BASE, "Training", 30)
         assert list(sagemaker.training_jobs) == [BASE]
 
-    def test_execute_complete(self, sagemaker, context) -> None:
+    def test_execute_complete(self, sagemaker, aws_target, context) -> None:
         sagemaker.create_training_job(TrainingJobName=f"{BASE}-r2")
         result = train().execute_complete(context, {"status": "success", "job_name": f"{BASE}-r2"})
         assert result["Training"]["TrainingJobName"] == f"{BASE}-r2"  # the job the trigger watched
@@ -527,9 +528,7 @@ def test_drop_existing_resources_raises_other_errors() -> None:
 
 
 class TestDeployEndpointOperator:
-    @pytest.mark.parametrize("target", ["aws", "local"])
-    def test_deferred(self, target, sagemaker, aws_target, monkeypatch, context) -> None:
-        monkeypatch.setenv("SAGELAKE_TARGET", target)
+    def test_deferred(self, sagemaker, aws_target, context) -> None:
         with pytest.raises(TaskDeferred) as deferred:
             deploy().execute(context)
 
@@ -552,16 +551,37 @@ class TestDeployEndpointOperator:
         create_endpoint_config.assert_not_called()
         assert ENDPOINT in sagemaker.endpoints
 
-    def test_execute_complete(self, sagemaker, context) -> None:
+    def test_execute_complete(self, sagemaker, aws_target, context) -> None:
         config = endpoint_config()
         sagemaker.create_endpoint_config(**config["EndpointConfig"])
         sagemaker.create_endpoint(**config["Endpoint"])
+        sagemaker.endpoints[ENDPOINT]["EndpointStatus"] = "InService"  # what the trigger waited for
         result = deploy().execute_complete(context, {"status": "success", "job_name": ENDPOINT})
         assert result["Endpoint"]["EndpointName"] == ENDPOINT
         assert result["EndpointConfig"]["EndpointConfigName"] == "churn-20261126-v1"  # the one it serves
 
         with pytest.raises(AirflowException, match="Error while running job"):
             deploy().execute_complete(context, {"status": "error", "message": "Endpoint failed"})
+
+    def test_a_new_config_is_tagged_with_the_one_it_replaces(self, sagemaker, aws_target, context) -> None:
+        old = endpoint_config("churn-20261125-v1")
+        sagemaker.create_endpoint_config(**old["EndpointConfig"])
+        sagemaker.endpoints[ENDPOINT] = {**old["Endpoint"], "EndpointStatus": "InService"}
+        with pytest.raises(TaskDeferred):
+            deploy().execute(context)
+        tags = sagemaker.endpoint_configs["churn-20261126-v1"]["Tags"]
+        assert {"Key": PREVIOUS_CONFIG_TAG, "Value": "churn-20261125-v1"} in tags
+
+    def test_a_rollback_by_sagemaker_fails_the_task_without_retries(
+        self, sagemaker, aws_target, context
+    ) -> None:
+        old, new = endpoint_config("churn-20261125-v1"), endpoint_config()
+        sagemaker.create_endpoint_config(**old["EndpointConfig"])
+        sagemaker.create_endpoint_config(**new["EndpointConfig"])
+        # the alarms fired during the canary: SageMaker put the old fleet back, then reports InService
+        sagemaker.endpoints[ENDPOINT] = {**old["Endpoint"], "EndpointStatus": "InService"}
+        with pytest.raises(AirflowFailException, match="serves churn-20261125-v1 .* not churn-20261126-v1"):
+            deploy().execute_complete(context, {"status": "success", "job_name": ENDPOINT})
 
     def test_template_fields(self, render) -> None:
         config = endpoint_config()
