@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
-INCLUDE_DIR = PROJECT_ROOT / "include"
+INCLUDE_DIR = Path(os.environ.get("SAGELAKE_INCLUDE_DIR", "").strip() or PROJECT_ROOT / "include")
 GLUE_SCRIPT = INCLUDE_DIR / "glue" / "churn_features.py"
 SQL_DIR = INCLUDE_DIR / "sql"
 CHECKS_DIR = SQL_DIR / "checks"
@@ -296,3 +296,88 @@ def drift_settings() -> dict[str, object]:
         "categorical_method": method,
         "capture_uri": _env("SAGELAKE_DATA_CAPTURE_URI", ""),
     }
+
+
+# --- Safe endpoint updates and autoscaling (issue 11, sagelake.ml.deployment) ---
+def rollout_settings():  # -> sagelake.ml.deployment.RolloutSettings (imported lazily: DAG parse time)
+    """How ``churn_train_deploy`` updates the production endpoint: deployment settings, never run params.
+
+    ``SAGELAKE_DEPLOY_TRAFFIC`` (``CANARY``, ``LINEAR`` or ``ALL_AT_ONCE``; canary/linear need two or more
+    instances), ``SAGELAKE_DEPLOY_STEP_PERCENT`` (10), ``SAGELAKE_DEPLOY_WAIT_SECONDS`` (300),
+    ``SAGELAKE_DEPLOY_BAKE_SECONDS`` (600), ``SAGELAKE_DEPLOY_ROLLBACK_ALARMS`` (comma-separated; default the
+    endpoint alarms of ``include/infra/ml.cfn.json``; ``none``: no alarms), ``SAGELAKE_ENDPOINT_INSTANCES``,
+    ``SAGELAKE_ENDPOINT_MIN_INSTANCES`` (1), ``SAGELAKE_ENDPOINT_MAX_INSTANCES`` (2),
+    ``SAGELAKE_ENDPOINT_TARGET_INVOCATIONS`` (100 per instance per minute).
+    """
+    from sagelake.ml.deployment import parse_rollout_settings
+
+    return parse_rollout_settings(
+        os.environ,
+        deployment_settings()["endpoint_name"],
+        rollback_alarms=_env("SAGELAKE_DEPLOY_ROLLBACK_ALARMS", ""),  # the ml stack's alarm names
+    )
+
+
+# --- Monitoring: failure notifications and run deadlines (issue 11, sagelake.monitoring.notifications) ---
+ALERTS_TOPIC = "sagelake-alerts"  # the local stack's topic (devstack.stack.bootstrap_control_plane)
+LOCAL_ACCOUNT_ID = "123456789012"  # moto's default account (MOTO_ACCOUNT_ID overrides it)
+
+
+def alerts_topic_arn() -> str | None:
+    """The SNS topic failed tasks and missed deadlines notify: a deployment setting, never a run param.
+
+    ``SAGELAKE_ALERTS_TOPIC_ARN`` (the ml stack's ``SagelakeAlertsTopicArn`` output on AWS). Unset on the
+    ``local`` target: the local stack's topic ``sagelake-alerts`` in the control plane's region
+    (``AWS_DEFAULT_REGION``) and account (``MOTO_ACCOUNT_ID``, else moto's default); unset on ``aws``: None
+    (no notifications; the callbacks log a warning). Read at run time, not at DAG parse time.
+    """
+    from sagelake.config.target import is_local
+
+    name = "SAGELAKE_ALERTS_TOPIC_ARN"
+    arn = os.environ.get(name, "").strip()
+    if arn:
+        if not arn.startswith("arn:") or arn.count(":") != 5:
+            raise ValueError(f"{name}={arn!r} is not an SNS topic ARN")
+        return arn
+    if not is_local():
+        return None
+    region = os.environ.get("AWS_DEFAULT_REGION", "").strip() or "us-east-1"
+    account = os.environ.get("MOTO_ACCOUNT_ID", "").strip() or LOCAL_ACCOUNT_ID
+    return f"arn:aws:sns:{region}:{account}:{ALERTS_TOPIC}"
+
+
+RUN_DEADLINE_DEFAULTS = {"churn_prepare": 120, "churn_train_deploy": 480}  # minutes after a run is queued
+
+
+def run_deadline(dag_id: str) -> timedelta:
+    """How long after a run of ``dag_id`` is queued it must have succeeded before a missed-deadline alert.
+
+    ``SAGELAKE_DEADLINE_MINUTES_<DAG ID IN CAPITALS>``: ``SAGELAKE_DEADLINE_MINUTES_CHURN_PREPARE`` (120) and
+    ``SAGELAKE_DEADLINE_MINUTES_CHURN_TRAIN_DEPLOY`` (480: tuning, evaluation and a person's approval).
+    """
+    if dag_id not in RUN_DEADLINE_DEFAULTS:
+        raise KeyError(f"no run deadline for {dag_id!r}: one of {sorted(RUN_DEADLINE_DEFAULTS)}")
+    name = "SAGELAKE_DEADLINE_MINUTES_" + dag_id.upper()
+    return timedelta(minutes=_whole(name, RUN_DEADLINE_DEFAULTS[dag_id], 1))
+
+
+# --- A/B testing: champion vs challenger on the production endpoint (issue 11, sagelake.ml.ab_testing) ---
+def ab_test_settings():  # -> sagelake.ml.ab_testing.ABSettings (imported lazily: DAG parse time)
+    """How ``churn_ab_test`` splits traffic and judges the result: deployment settings, never run params.
+
+    ``SAGELAKE_AB_CHALLENGER_WEIGHT`` (0.1: the challenger's share of the traffic, in (0, 1)),
+    ``SAGELAKE_AB_OBSERVATION_MINUTES`` (60: how long both variants serve before the comparison),
+    ``SAGELAKE_AB_MIN_SAMPLES`` (100: labelled predictions each variant needs before any verdict),
+    ``SAGELAKE_AB_ALPHA`` (0.05: the significance level of the two-proportion z-test).
+    """
+    from sagelake.ml.ab_testing import ABSettings
+
+    weight = _fraction("SAGELAKE_AB_CHALLENGER_WEIGHT", "0.1", low=0.0, high=1.0, closed_high=False)
+    if weight == 0:
+        raise ValueError("SAGELAKE_AB_CHALLENGER_WEIGHT='0' is not a number in (0, 1)")
+    return ABSettings(
+        challenger_weight=weight,
+        observation_minutes=_whole("SAGELAKE_AB_OBSERVATION_MINUTES", 60, 1),
+        min_samples=_whole("SAGELAKE_AB_MIN_SAMPLES", 100, 1),
+        alpha=_fraction("SAGELAKE_AB_ALPHA", "0.05", low=0.0, high=0.5, closed_high=False),
+    )

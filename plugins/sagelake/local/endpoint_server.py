@@ -10,8 +10,17 @@ models until the new ones are ready, none fails. Each ``model.tar.gz`` is loaded
 ``input_fn → predict_fn → output_fn``. Errors carry AWS's codes, so botocore raises
 ``ValidationError`` / ``ModelError`` as against real SageMaker.
 
+Only approved models are served: every variant's ``ModelDataUrl`` must be the artefact of a model package
+version whose ``ModelApprovalStatus`` is Approved (:class:`ModelRegistry`), checked at every resolution
+(so an approval or its withdrawal is seen within ``resolve_ttl``); otherwise requests get a
+``ValidationError`` naming the package versions and their status, and nothing of that artefact is
+downloaded or imported.
+
 An endpoint config with ``DataCaptureConfig`` has its sampled invocations written to S3 in SageMaker's
-data-capture format and layout (:mod:`sagelake.local.data_capture`).
+data-capture format and layout (:mod:`sagelake.local.data_capture`). Each variant's ``Invocations``,
+``Invocation4XXErrors``, ``Invocation5XXErrors`` and ``ModelLatency`` are put to CloudWatch as SageMaker
+publishes them, by a background flusher (:mod:`sagelake.local.endpoint_metrics`). Variants are picked by
+the endpoint's ``CurrentWeight`` (``UpdateEndpointWeightsAndCapacities``), else the config's weights.
 
 Responses are HTTP/1.1 (kept-alive connections) written in one send with ``TCP_NODELAY``.
 
@@ -68,8 +77,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from sagelake.aws_errors import has_code
 from sagelake.config.settings import local_framework_envs
 from sagelake.lake.layout import split_s3_uri
-from sagelake.local import data_capture, model_worker
+from sagelake.local import data_capture, endpoint_metrics, model_worker
 from sagelake.local.framework_env import FrameworkEnvError, framework_python
+from sagelake.local.subprocess_env import job_environment
 from sagelake.ml.artifacts import extract_tar
 from sagelake.ml.images import is_builtin_xgboost_model
 
@@ -140,12 +150,12 @@ class Resolution:
 
 
 def worker_environment() -> dict[str, str]:
-    """A worker's environment: this one, with one math-library thread per worker unless set (on a busy
-    machine OpenMP's spinning threads turn a 3 ms prediction into tens of ms)."""
-    environment = dict(os.environ)
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        environment.setdefault(name, "1")
-    return environment
+    """A worker's environment: of this one only what :func:`job_environment` allows (a model's code sees
+    no secret of the server or of the Airflow task running a transform job), with one math-library thread
+    per worker unless set (on a busy machine OpenMP's spinning threads turn a 3 ms prediction into tens
+    of ms)."""
+    threads = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    return job_environment({name: os.environ.get(name) or "1" for name in threads})
 
 
 def start_worker_process(argv: list[str], cwd: Path) -> subprocess.Popen:
@@ -505,13 +515,125 @@ class ModelCache:
         return LoadedModel(url=url, directory=directory, module=module, model=model)
 
 
-def resolve_endpoint(sagemaker, endpoint: str, previous: Resolution | None = None) -> Resolution:
+APPROVED = "Approved"
+
+
+class ModelRegistry:
+    """Which model artefacts the model registry approves: the ``ModelDataUrl`` of every container of every
+    package version whose ``ModelApprovalStatus`` is Approved.
+
+    One ``ListModelPackages`` (versioned, Approved; paginated) per :meth:`approved_urls`; a version's
+    containers are described once (``DescribeModelPackage``: a registered version's
+    ``InferenceSpecification`` does not change) and remembered by ARN.
+    """
+
+    def __init__(self, sagemaker) -> None:
+        self.sagemaker = sagemaker
+        self._urls: dict[str, tuple[str, ...]] = {}  # package version ARN -> its containers' ModelDataUrl
+        self._lock = threading.Lock()
+
+    def _summaries(self, **filters: str) -> list[dict]:
+        summaries: list[dict] = []
+        for page in self.sagemaker.get_paginator("list_model_packages").paginate(
+            ModelPackageType="Versioned", **filters
+        ):
+            summaries += page.get("ModelPackageSummaryList", [])
+        return summaries
+
+    def _package_urls(self, arn: str) -> tuple[str, ...]:
+        urls = self._urls.get(arn)
+        if urls is None:
+            described = self.sagemaker.describe_model_package(ModelPackageName=arn)
+            containers = (described.get("InferenceSpecification") or {}).get("Containers") or []
+            urls = tuple(c["ModelDataUrl"] for c in containers if c.get("ModelDataUrl"))
+            with self._lock:
+                self._urls[arn] = urls
+        return urls
+
+    def approved_urls(self) -> set[str]:
+        """The ``ModelDataUrl`` of every Approved package version, as the registry says now."""
+        summaries = self._summaries(ModelApprovalStatus=APPROVED)
+        return {url for s in summaries for url in self._package_urls(s["ModelPackageArn"])}
+
+    def statuses(self, url: str) -> dict[str, str]:
+        """Package version ARN → ``ModelApprovalStatus`` of every version registering ``url`` (for an
+        error message: one call per version not yet described)."""
+        return {
+            s["ModelPackageArn"]: s.get("ModelApprovalStatus", "")
+            for s in self._summaries()
+            if url in self._package_urls(s["ModelPackageArn"])
+        }
+
+    def refusal(self, url: str, model_name: str, endpoint: str) -> InvocationError:
+        """The ValidationError answering a request to ``endpoint`` whose model ``model_name`` serves
+        ``url``, an artefact of no Approved package version."""
+        statuses = self.statuses(url)
+        why = (
+            "; ".join(f"{arn} is {status}" for arn, status in sorted(statuses.items()))
+            if statuses
+            else "no model package version registers it"
+        )
+        return validation_error(
+            f"Endpoint {endpoint}: model {model_name} serves {url}, which is not the model of an Approved "
+            f"model package version ({why}); only approved models are served: approve its package version "
+            "(UpdateModelPackage ModelApprovalStatus=Approved) or deploy an approved one."
+        )
+
+    def check(self, resolution: Resolution, endpoint: str) -> Resolution:
+        """``resolution`` when every variant's model artefact is approved; else the ValidationError
+        naming the first one that is not (nothing of it is loaded)."""
+        approved = self.approved_urls()
+        for variant in resolution.variants:
+            url = resolution.sources[variant.name].url
+            if url not in approved:
+                raise self.refusal(url, variant.model_name, endpoint)
+        return resolution
+
+
+def serving_config(endpoint_url: str, endpoint: str) -> str | None:
+    """The endpoint config the local endpoint server at ``endpoint_url`` routes ``endpoint``'s requests to
+    now (``GET /endpoints/{name}``; the control plane says ``InService`` before the server has switched);
+    None when it cannot serve the endpoint."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{endpoint_url.rstrip('/')}/endpoints/{endpoint}", timeout=5) as answer:
+            return json.loads(answer.read())["EndpointConfigName"]
+    except urllib.error.HTTPError:
+        return None
+
+
+def wait_until_serving(endpoint_url: str, endpoint: str, config_name: str, timeout_s: float = 120) -> None:
+    """Wait until the local endpoint server serves ``config_name`` for ``endpoint`` (its models loaded):
+    what ``InService`` after an update means on AWS. TimeoutError naming both configs otherwise."""
+    deadline = time.monotonic() + timeout_s
+    while (served := serving_config(endpoint_url, endpoint)) != config_name:
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"the local endpoint server still serves {served} for {endpoint}, not {config_name}, "
+                f"after {timeout_s:.0f}s: see its log"
+            )
+        time.sleep(0.2)
+
+
+def resolve_endpoint(
+    sagemaker, endpoint: str, previous: Resolution | None = None, registry: ModelRegistry | None = None
+) -> Resolution:
     """Ask the control plane what ``endpoint`` serves: its config's variants, their models, the capture.
 
     Endpoint configs and models are immutable (an endpoint keeps what its config said when it was
     created or updated), so when the endpoint still names ``previous``'s config and has not been
     modified since, ``previous`` is returned after one ``DescribeEndpoint``.
+
+    With a ``registry``, every model artefact must belong to an Approved model package version, checked
+    on every call (an approval, or its withdrawal, is seen at the next refresh): else a ValidationError.
     """
+    resolution = _resolve_endpoint(sagemaker, endpoint, previous)
+    return resolution if registry is None else registry.check(resolution, endpoint)
+
+
+def _resolve_endpoint(sagemaker, endpoint: str, previous: Resolution | None) -> Resolution:
     try:
         described = sagemaker.describe_endpoint(EndpointName=endpoint)
     except ClientError as exc:
@@ -521,7 +643,14 @@ def resolve_endpoint(sagemaker, endpoint: str, previous: Resolution | None = Non
     if described.get("EndpointStatus") not in ("InService", "Updating"):
         raise validation_error(f"Endpoint {endpoint} is {described.get('EndpointStatus')}, not InService.")
     config_name = described["EndpointConfigName"]
-    version = f"{config_name}@{described.get('LastModifiedTime')}"
+    # UpdateEndpointWeightsAndCapacities changes the endpoint's CurrentWeight, not its config (nor, on the
+    # control plane, its LastModifiedTime): the live weights are part of what was resolved
+    live = {
+        v["VariantName"]: float(v["CurrentWeight"])
+        for v in described.get("ProductionVariants") or []
+        if v.get("CurrentWeight") is not None
+    }
+    version = f"{config_name}@{described.get('LastModifiedTime')}@{sorted(live.items())}"
     if previous is not None and previous.version == version:
         return previous
     try:
@@ -529,7 +658,11 @@ def resolve_endpoint(sagemaker, endpoint: str, previous: Resolution | None = Non
     except ClientError as exc:
         raise validation_error(f"endpoint config {config_name} of endpoint {endpoint}: {exc}") from None
     variants = tuple(
-        Variant(v["VariantName"], v["ModelName"], float(v.get("InitialVariantWeight", 1.0)))
+        Variant(
+            v["VariantName"],
+            v["ModelName"],
+            live.get(v["VariantName"], float(v.get("InitialVariantWeight", 1.0))),
+        )
         for v in config.get("ProductionVariants", [])
     )
     sources: dict[str, ModelSource] = {}
@@ -670,16 +803,19 @@ class EndpointServer(ThreadingHTTPServer):
         seed: int = 0,
         resolve_ttl: float = RESOLVE_TTL_SECONDS,
         capture: data_capture.CaptureWriter | None = None,
+        metrics: endpoint_metrics.MetricsPublisher | None = None,
     ) -> None:
         super().__init__(address, InvocationHandler)
         self.sagemaker = sagemaker_client
         self.models = models
+        self.registry = ModelRegistry(sagemaker_client)  # only approved models are served
         self.resolver = EndpointResolver(
-            lambda endpoint, previous: resolve_endpoint(self.sagemaker, endpoint, previous),
+            lambda endpoint, previous: resolve_endpoint(self.sagemaker, endpoint, previous, self.registry),
             resolve_ttl,
             self._prepare,
         )
         self.capture = capture or data_capture.CaptureWriter(self._put_capture)
+        self.metrics = metrics  # per-variant CloudWatch metrics (None: not published)
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -710,7 +846,15 @@ class EndpointServer(ThreadingHTTPServer):
         """Run one invocation; returns ``(response body, content type, variant name)``."""
         when = datetime.now(UTC)
         variant, source, capture = self._route(endpoint, target)
-        payload, response_type = self._predict(variant, source, body, content_type, accept)
+        started = time.perf_counter()
+        try:
+            payload, response_type = self._predict(variant, source, body, content_type, accept)
+        except InvocationError as error:
+            if self.metrics is not None:
+                self.metrics.record(endpoint, variant.name, error.status, time.perf_counter() - started)
+            raise
+        if self.metrics is not None:
+            self.metrics.record(endpoint, variant.name, 200, time.perf_counter() - started)
         if capture is not None and data_capture.sampled(capture):
             record = data_capture.capture_record(
                 capture,
@@ -762,6 +906,8 @@ class EndpointServer(ThreadingHTTPServer):
         self.server_close()
         self.resolver.close()
         self.capture.close()
+        if self.metrics is not None:
+            self.metrics.close()
         self.models.close()
 
 
@@ -801,8 +947,16 @@ class InvocationHandler(BaseHTTPRequestHandler):
         self._send(error.status, body.encode(), JSON, {"x-amzn-ErrorType": error.code})
 
     def do_GET(self) -> None:
-        if urlsplit(self.path).path == "/ping":
+        path = urlsplit(self.path).path
+        if path == "/ping":
             self._send(200, b"", "text/plain")
+        elif path.startswith("/endpoints/") and path.count("/") == 2:  # local only: what is served now
+            try:
+                resolution = self.server.resolver.get(path.rsplit("/", 1)[1])
+            except InvocationError as error:
+                self._send_error(error)
+                return
+            self._send(200, json.dumps({"EndpointConfigName": resolution.config_name}).encode(), JSON)
         else:
             self._send_error(
                 InvocationError(404, "UnknownOperationException", f"no route for GET {self.path}")
@@ -882,22 +1036,29 @@ def serve(
     framework_envs: bool | None = None,
     resolve_ttl: float = RESOLVE_TTL_SECONDS,
     model_workers: int = DEFAULT_MODEL_WORKERS,
+    metrics_flush_seconds: float = endpoint_metrics.FLUSH_SECONDS,
 ) -> EndpointServer:
     """Start the endpoint server in a background thread; call ``.shutdown()`` to stop it (it flushes the
-    buffered data capture).
+    buffered data capture and metrics).
 
     ``framework_envs``: serve each model on its image's framework environment (true), or every model in
     this process (false); ``None``: as ``SAGELAKE_LOCAL_FRAMEWORK_ENVS`` says (default true).
     ``resolve_ttl``: how often (s) an endpoint's config and models are re-read (a switch is seen within
     it, plus the new model's load). ``model_workers``: worker processes per framework-env model unless
-    its container sets ``SAGEMAKER_MODEL_SERVER_WORKERS``.
+    its container sets ``SAGEMAKER_MODEL_SERVER_WORKERS``. ``metrics_flush_seconds``: how often the
+    per-variant CloudWatch metrics (:mod:`sagelake.local.endpoint_metrics`) are put to the control plane.
     """
     session = boto3.session.Session(region_name=region)
     sagemaker = session.client("sagemaker", endpoint_url=control_plane_url)
     s3 = session.client("s3", endpoint_url=control_plane_url)
+    cloudwatch = session.client("cloudwatch", endpoint_url=control_plane_url)
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     models = ModelCache(s3, Path(cache_dir), serving_interpreter(framework_envs), model_workers)
-    return EndpointServer((host, port), sagemaker, models, seed, resolve_ttl).start()
+    metrics = endpoint_metrics.MetricsPublisher(
+        lambda namespace, data: cloudwatch.put_metric_data(Namespace=namespace, MetricData=data),
+        metrics_flush_seconds,
+    )
+    return EndpointServer((host, port), sagemaker, models, seed, resolve_ttl, metrics=metrics).start()
 
 
 def main(argv: list[str] | None = None) -> None:
