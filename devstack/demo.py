@@ -31,7 +31,30 @@ TERMINAL = {"success", "failed"}
 AWAITING = "awaiting_input"  # a human-in-the-loop task waits for a person (the demo does not answer)
 
 
-def follow(api: AirflowApi, dag_id: str, run_id: str, timeout_s: float) -> str:
+class Clock:
+    """Elapsed time since the demo started: printed with every line, and per stage at the end."""
+
+    def __init__(self) -> None:
+        self.started, self.stages = time.monotonic(), []
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def stage(self, name: str) -> None:
+        """Record and print that ``name`` is done now."""
+        self.stages.append((name, self.elapsed()))
+        print(f"[{self.elapsed():6.1f} s] {name}", flush=True)
+
+    def table(self) -> str:
+        """Each stage with the time it took and the time since the start."""
+        lines, before = ["", "stage times (s):"], 0.0
+        for name, at in self.stages:
+            lines.append(f"  {at - before:6.1f}  {at:6.1f}  {name}")
+            before = at
+        return "\n".join(lines)
+
+
+def follow(api: AirflowApi, dag_id: str, run_id: str, timeout_s: float, clock: Clock | None = None) -> str:
     """Print each task's state changes until the run ends (its final state) or waits for a person
     (``awaiting_input``): the demo stays non-interactive."""
     seen: dict[str, str] = {}
@@ -42,7 +65,8 @@ def follow(api: AirflowApi, dag_id: str, run_id: str, timeout_s: float) -> str:
             key = ti["task_id"] + ("" if ti.get("map_index", -1) < 0 else f"[{ti['map_index']}]")
             if seen.get(key) != state:
                 seen[key] = state
-                print(f"  [{dag_id}] {key:<32} {state}", flush=True)
+                at = f"[{clock.elapsed():6.1f} s] " if clock else ""
+                print(f"  {at}[{dag_id}] {key:<32} {state}", flush=True)
         if AWAITING in seen.values():
             return AWAITING
         state = api.dag_run(dag_id, run_id)["state"]
@@ -121,12 +145,24 @@ def format_summary(s: dict[str, Any]) -> str:
         f"  endpoint     {s['endpoint']['name']}  ({s['endpoint']['status']})"
         + ("  now serving this model" if decision["deployed"] else "  still serving the champion"),
         f"  prediction   {json.dumps(s['prediction']['output'])}  for {json.dumps(s['prediction']['input'])}",
-        f"  profile      {s['profile']['report']}",
-        f"               open: {s['profile']['report_url']}",
-        f"  warehouse    {s['warehouse']['customers']} customers of dt={s['dt']} loaded "
-        f"({s['warehouse']['plans']} plans in the analytics join)",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + format_beside(s))
+
+
+def format_beside(s: dict[str, Any]) -> list[str]:
+    """The report lines of the DAGs that run beside training (profile, warehouse), when they are known."""
+    lines = []
+    if "profile" in s:
+        lines += [
+            f"  profile      {s['profile']['report']}",
+            f"               open: {s['profile']['report_url']}",
+        ]
+    if "warehouse" in s:
+        lines.append(
+            f"  warehouse    {s['warehouse']['customers']} customers of dt={s['dt']} loaded "
+            f"({s['warehouse']['plans']} plans in the analytics join)"
+        )
+    return lines
 
 
 def webhook_url(stack: local_stack.Stack) -> str:
@@ -215,21 +251,45 @@ def start_run_through_webhook(clients: DemoClients, landed_uri: str, now: dateti
 
 
 def follow_pipeline(
-    api: AirflowApi, airflow_url: str, prepare_run: str, after: str, timeout_s: float
+    api: AirflowApi,
+    airflow_url: str,
+    prepare_run: str,
+    after: str,
+    timeout_s: float,
+    clock: Clock | None = None,
 ) -> dict[str, str] | None:
-    """Follow the prepare run, then the runs its asset event starts (training, profile, warehouse load);
-    their ids by DAG, or None (with the reason on stderr) when a run fails."""
-    if follow(api, PREPARE, prepare_run, timeout_s) != "success":
+    """Follow the prepare run, then the training run its asset event starts (to the first prediction);
+    the ids of every run the event started, by DAG, or None (with the reason on stderr) when a run fails.
+    The DAGs beside training are followed afterwards (:func:`follow_beside`)."""
+    if follow(api, PREPARE, prepare_run, timeout_s, clock) != "success":
         print(f"error: {PREPARE} failed; see the Airflow UI at {airflow_url}", file=sys.stderr)
         return None
+    if clock:
+        clock.stage(f"{PREPARE}: partition checked and published")
     runs = {dag_id: wait_for_asset_run(api, dag_id, after=after) for dag_id in ON_PUBLISH}
     for dag_id, run_id in runs.items():
         print(f"{dag_id} run {run_id} started by the curated asset event", flush=True)
-    for dag_id, run_id in runs.items():
-        if follow(api, dag_id, run_id, timeout_s) not in ("success", AWAITING):
-            print(f"error: {dag_id} failed; see the Airflow UI at {airflow_url}", file=sys.stderr)
-            return None
+    if follow(api, TRAIN, runs[TRAIN], timeout_s, clock) not in ("success", AWAITING):
+        print(f"error: {TRAIN} failed; see the Airflow UI at {airflow_url}", file=sys.stderr)
+        return None
+    if clock:
+        clock.stage(f"{TRAIN}: tuned, evaluated, decided, deployed")
     return runs
+
+
+def follow_beside(
+    api: AirflowApi, airflow_url: str, runs: dict[str, str], timeout_s: float, clock: Clock | None = None
+) -> bool:
+    """Follow the runs beside training (profile, warehouse load) to their end; False if one failed."""
+    for dag_id in ON_PUBLISH:
+        if dag_id == TRAIN:
+            continue
+        if follow(api, dag_id, runs[dag_id], timeout_s, clock) != "success":
+            print(f"error: {dag_id} failed; see the Airflow UI at {airflow_url}", file=sys.stderr)
+            return False
+        if clock:
+            clock.stage(f"{dag_id} done")
+    return True
 
 
 def build_summary(clients: DemoClients, dt: str, prepare_run: str, runs: dict[str, str]) -> dict[str, Any]:
@@ -250,8 +310,6 @@ def build_summary(clients: DemoClients, dt: str, prepare_run: str, runs: dict[st
     tuning = api.xcom(TRAIN, train_run, "tune")["Tuning"]
     decision = api.xcom(TRAIN, train_run, "decide")
     states = {ti["task_id"]: ti["state"] for ti in api.task_instances(TRAIN, train_run)}
-    profile = api.xcom(PROFILE, runs[PROFILE], "profile_churn_features")
-    analytics = api.xcom(WAREHOUSE, runs[WAREHOUSE], "report")
     package = sagemaker.describe_model_package(ModelPackageName=decision["model_package_arn"])
     endpoint = sagemaker.describe_endpoint(EndpointName=clients.endpoint_name)
     name, location = endpoint["EndpointName"], announced["location"]
@@ -289,6 +347,15 @@ def build_summary(clients: DemoClients, dt: str, prepare_run: str, runs: dict[st
         },
         "endpoint": {"name": endpoint["EndpointName"], "status": endpoint["EndpointStatus"]},
         "prediction": {"input": answer["instance"], "output": answer["prediction"]},
+    }
+
+
+def build_beside(api: AirflowApi, dt: str, runs: dict[str, str]) -> dict[str, Any]:
+    """What the runs beside training produced: the profile report and the warehouse's analytics join."""
+    profile = api.xcom(PROFILE, runs[PROFILE], "profile_churn_features")
+    analytics = api.xcom(WAREHOUSE, runs[WAREHOUSE], "report")
+    return {
+        "dt": dt,
         "profile": {"report_url": profile["report_url"], "report": profile["report"]},
         "warehouse": {
             "customers": sum(int(row["customers"]) for row in analytics if row["dt"] == dt),
@@ -298,17 +365,27 @@ def build_summary(clients: DemoClients, dt: str, prepare_run: str, runs: dict[st
 
 
 def run_demo(dt: str, n_customers: int, timeout_s: float) -> int:
-    """Run the whole demo for partition ``dt``; print the summary. 0 when every stage happened, else 1."""
+    """Run the whole demo for partition ``dt``; print the summary as soon as the endpoint answered, then
+    the DAGs that ran beside training, then each stage's time. 0 when every stage happened, else 1."""
+    clock = Clock()
     clients = start_stack()
+    clock.stage("local stack up (control plane, endpoint server, MLflow, Airflow)")
     uris = land_demo_day(clients, dt, n_customers)
+    clock.stage(f"day landed in raw/ ({n_customers} customers)")
     enable_dags(clients.api)
+    clock.stage("DAGs parsed and unpaused")
     now = datetime.now(UTC)
     prepare_run = start_run_through_webhook(clients, uris[-1], now)
     airflow_url = clients.stack.airflow_url
-    runs = follow_pipeline(clients.api, airflow_url, prepare_run, now.isoformat(), timeout_s)
+    runs = follow_pipeline(clients.api, airflow_url, prepare_run, now.isoformat(), timeout_s, clock)
     if runs is None:
         return 1
     print(format_summary(build_summary(clients, dt, prepare_run, runs)))
+    clock.stage("first prediction from the endpoint")
+    if not follow_beside(clients.api, airflow_url, runs, timeout_s, clock):
+        return 1
+    print("\n".join(format_beside(build_beside(clients.api, dt, runs))))
+    print(clock.table())
     print(f"\nAirflow UI: {airflow_url}  (login {local_stack.LOCAL_USER} / {local_stack.LOCAL_PASSWORD})")
     print(f"MLflow UI:  {clients.stack.mlflow_url}")
     print("The stack keeps running; `make down` stops it.")

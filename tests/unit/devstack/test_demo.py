@@ -167,8 +167,36 @@ def test_follow_pipeline_returns_the_runs_the_asset_event_started(capsys) -> Non
     api = FakeApi("success")
     runs = follow_pipeline(api, "http://airflow", "prep-1", "2026-11-26T10:00:00", 5)
     assert runs == {d: f"{d}-1" for d in ("churn_train_deploy", "lake_profile", "warehouse_load")}
-    assert api.followed == ["prep-1", *runs.values()]
+    assert api.followed == ["prep-1", "churn_train_deploy-1"]  # to the first prediction, no further
     assert "churn_train_deploy run churn_train_deploy-1 started" in capsys.readouterr().out
+
+
+def test_the_runs_beside_training_are_followed_afterwards_and_every_stage_is_timed(capsys) -> None:
+    from devstack.demo import Clock, follow_beside, follow_pipeline
+
+    api, clock = FakeApi("success"), Clock()
+    runs = follow_pipeline(api, "http://airflow", "prep-1", "2026-11-26T10:00:00", 5, clock)
+    assert follow_beside(api, "http://airflow", runs, 5, clock)
+    assert api.followed == ["prep-1", "churn_train_deploy-1", "lake_profile-1", "warehouse_load-1"]
+    names = [name for name, _ in clock.stages]
+    assert names == [
+        "churn_prepare: partition checked and published",
+        "churn_train_deploy: tuned, evaluated, decided, deployed",
+        "lake_profile done",
+        "warehouse_load done",
+    ]
+    times = [at for _, at in clock.stages]
+    assert times == sorted(times)
+    out = capsys.readouterr().out
+    assert "s] [churn_prepare] only" in out  # each state change carries the elapsed time
+    table = clock.table().splitlines()
+    assert table[1] == "stage times (s):" and len(table) == 2 + len(names)
+    assert table[-1].endswith("warehouse_load done")
+
+    api = FakeApi("success")
+    api.states["warehouse_load"] = "failed"
+    assert not follow_beside(api, "http://airflow", runs, 5)
+    assert "warehouse_load failed" in capsys.readouterr().err
 
 
 def test_follow_pipeline_stops_at_the_first_failed_run(capsys) -> None:
