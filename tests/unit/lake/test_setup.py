@@ -371,15 +371,16 @@ def test_bad_settings_are_refused_with_their_name(monkeypatch, name: str, value:
 def test_the_compose_init_runs_the_set_up_with_flags_it_accepts() -> None:
     init = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())["services"]["airflow-init"]
     script = init["command"][-1]
-    match = re.search(r"python -m (sagelake\.lake\.setup)((?: --[a-z-]+)*)", script)
-    assert match, "airflow-init does not run python -m sagelake.lake.setup"
+    # the launcher's bootstrap (devstack.stack bootstrap), which applies sagelake.lake.setup's desired state
+    match = re.search(r"python -m (devstack\.stack) bootstrap((?: --[a-z-]+)*)", script)
+    assert match, "airflow-init does not run the launcher's bootstrap (python -m devstack.stack bootstrap)"
     help_text = subprocess.run(
         [sys.executable, "-m", match.group(1), "--help"],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "plugins")},
+        env={**os.environ, "PYTHONPATH": f"{ROOT / 'plugins'}{os.pathsep}{ROOT}"},
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     assert set(match.group(2).split()) <= set(re.findall(r"(--[a-z][a-z-]*)", help_text))
-    assert "PYTHONPATH=/opt/airflow/plugins" in script
+    assert "PYTHONPATH=/opt/airflow/plugins:/opt/airflow" in script
