@@ -77,22 +77,16 @@ def deploy(sagemaker: Any, name: str, image: str, model_url: str) -> str:
 
 def register_approved(sagemaker: Any, group: str, image: str, model_url: str) -> str:
     """An Approved version of ``model_url`` in package group ``group`` (created); its ARN."""
-    sagemaker.create_model_package_group(ModelPackageGroupName=group)
-    return sagemaker.create_model_package(
-        ModelPackageGroupName=group,
-        InferenceSpecification={
-            "Containers": [{"Image": image, "ModelDataUrl": model_url}],
-            "SupportedContentTypes": ["text/csv", "application/json"],
-            "SupportedResponseMIMETypes": ["application/json"],
-        },
-        ModelApprovalStatus="Approved",
-    )["ModelPackageArn"]
+    return register_version(sagemaker, image, model_url, group=group)
 
 
-def register_version(sagemaker: Any, image: str, model_url: str, status: str = "Approved") -> str:
-    """A package version of ``model_url`` with ``ModelApprovalStatus`` ``status`` in a new package group
-    (the endpoint server serves only the artefacts of Approved versions); its ARN."""
-    group = f"served-{uuid.uuid4().hex[:16]}"
+def register_version(
+    sagemaker: Any, image: str, model_url: str, status: str = "Approved", group: str | None = None
+) -> str:
+    """A package version of ``model_url`` with ``ModelApprovalStatus`` ``status`` in package group ``group``
+    (created; default a new one) — the endpoint server serves only the artefacts of Approved versions;
+    its ARN."""
+    group = group or f"served-{uuid.uuid4().hex[:16]}"
     sagemaker.create_model_package_group(ModelPackageGroupName=group)
     return sagemaker.create_model_package(
         ModelPackageGroupName=group,
@@ -103,3 +97,35 @@ def register_version(sagemaker: Any, image: str, model_url: str, status: str = "
         },
         ModelApprovalStatus=status,
     )["ModelPackageArn"]
+
+
+def local_clients(control_plane_url: str, server: Any) -> dict[str, Any]:
+    """boto3 clients on the control plane, and a sagemaker-runtime client (no retries) on the endpoint
+    ``server``; ``runtime_url`` is the server's URL (for ``aws_default``'s sagemaker-runtime)."""
+    import boto3
+    from botocore.config import Config
+
+    from tests.support.constants import REGION
+
+    host, port = server.server_address[:2]
+    url = f"http://{host}:{port}"
+    services = {
+        "s3": "s3",
+        "sagemaker": "sagemaker",
+        "cloudwatch": "cloudwatch",
+        "autoscaling": "application-autoscaling",
+    }
+    return {
+        **{
+            key: boto3.client(name, endpoint_url=control_plane_url, region_name=REGION)
+            for key, name in services.items()
+        },
+        "runtime": boto3.client(
+            "sagemaker-runtime",
+            endpoint_url=url,
+            region_name=REGION,
+            config=Config(retries={"max_attempts": 1}),
+        ),
+        "runtime_url": url,
+        "server": server,
+    }

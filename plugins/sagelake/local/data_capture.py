@@ -22,12 +22,13 @@ import base64
 import json
 import logging
 import random
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from sagelake.local.flusher import PeriodicFlusher
 
 log = logging.getLogger(__name__)
 
@@ -142,17 +143,16 @@ def split_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-class CaptureWriter:
+class CaptureWriter(PeriodicFlusher):
     """Buffers capture records per file (destination, endpoint, variant, UTC hour) and writes each
     buffer as a new ``.jsonl`` object every ``flush_seconds`` and on :meth:`close`."""
 
+    thread_name = "data-capture"
+
     def __init__(self, put: Put, flush_seconds: float = FLUSH_SECONDS) -> None:
+        super().__init__(flush_seconds)
         self._put = put
-        self.flush_seconds = flush_seconds
         self._buffers: dict[tuple[str, str, str, str], tuple[datetime, list[str]]] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def add(self, config: CaptureConfig, endpoint: str, variant: str, record: dict, when: datetime) -> None:
         """Buffer one record (written at the next flush)."""
@@ -161,18 +161,7 @@ class CaptureWriter:
         with self._lock:
             first, lines = self._buffers.setdefault(key, (when, []))
             lines.append(line)
-        if self._thread is None:
-            self._start()
-
-    def _start(self) -> None:
-        with self._lock:
-            if self._thread is None and not self._stop.is_set():
-                self._thread = threading.Thread(target=self._run, name="data-capture", daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.flush_seconds):
-            self.flush()
+        self._ensure_started()
 
     def flush(self) -> int:
         """Write every buffered file; returns how many records were written."""
@@ -187,10 +176,3 @@ class CaptureWriter:
             except Exception:  # capture never fails an invocation: log and drop, as SageMaker does
                 log.exception("writing %d captured records to %s failed", len(lines), uri)
         return written
-
-    def close(self) -> None:
-        """Stop the flusher and write what is buffered."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self.flush()

@@ -11,11 +11,12 @@ request path.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from sagelake.local.flusher import PeriodicFlusher
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +73,15 @@ def metric_data(endpoint: str, variant: str, minute: datetime, agg: _Minute) -> 
     return data
 
 
-class MetricsPublisher:
+class MetricsPublisher(PeriodicFlusher):
     """Aggregates invocations per (endpoint, variant, UTC minute) and puts them every ``flush_seconds``."""
 
+    thread_name = "endpoint-metrics"
+
     def __init__(self, put: Put, flush_seconds: float = FLUSH_SECONDS) -> None:
+        super().__init__(flush_seconds)
         self._put = put
-        self.flush_seconds = flush_seconds
         self._minutes: dict[tuple[str, str, datetime], _Minute] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def record(self, endpoint: str, variant: str, status: int, latency_s: float | None) -> None:
         """One invocation answered by ``variant`` with HTTP ``status``; ``latency_s``: the model's time."""
@@ -101,18 +101,7 @@ class MetricsPublisher:
                 agg.latency_sum += micros
                 agg.latency_min = min(agg.latency_min, micros)
                 agg.latency_max = max(agg.latency_max, micros)
-        if self._thread is None:
-            self._start()
-
-    def _start(self) -> None:
-        with self._lock:
-            if self._thread is None and not self._stop.is_set():
-                self._thread = threading.Thread(target=self._run, name="endpoint-metrics", daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.flush_seconds):
-            self.flush()
+        self._ensure_started()
 
     def flush(self) -> int:
         """Put every aggregate recorded since the last flush; returns how many datums were put."""
@@ -125,10 +114,3 @@ class MetricsPublisher:
             except Exception:  # metrics never fail serving: log and drop
                 log.exception("putting %d endpoint metrics failed", len(data[i : i + MAX_DATUMS_PER_PUT]))
         return len(data)
-
-    def close(self) -> None:
-        """Stop the flusher and put what is aggregated."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self.flush()

@@ -17,7 +17,6 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.config import Config
 
 from devstack.stack import aws_connection
 from sagelake.local.endpoint_server import serve
@@ -39,7 +38,7 @@ from sagelake.ml.aws_requests import endpoint_request
 from sagelake.ml.serving import serving_model
 from sagelake.operators.sagemaker import DeployEndpointOperator
 from tests.support.constants import REGION, SAGEMAKER_ROLE_ARN, SKLEARN_IMAGE_URI
-from tests.support.serving import register_version, train_script_model
+from tests.support.serving import local_clients, register_version, train_script_model
 from tests.support.training_data import synthetic_features
 
 N = 400
@@ -66,20 +65,9 @@ def clients(aws_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
     server = serve(
         "127.0.0.1", 0, aws_env, tmp_path / "cache", REGION, resolve_ttl=0.2, metrics_flush_seconds=0.5
     )
-    host, port = server.server_address[:2]
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", aws_connection(aws_env, f"http://{host}:{port}"))
-    yield {
-        "server": server,
-        "s3": boto3.client("s3", endpoint_url=aws_env, region_name=REGION),
-        "sagemaker": boto3.client("sagemaker", endpoint_url=aws_env, region_name=REGION),
-        "cloudwatch": boto3.client("cloudwatch", endpoint_url=aws_env, region_name=REGION),
-        "runtime": boto3.client(
-            "sagemaker-runtime",
-            endpoint_url=f"http://{host}:{port}",
-            region_name=REGION,
-            config=Config(retries={"max_attempts": 1}),
-        ),
-    }
+    clients = local_clients(aws_env, server)
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", aws_connection(aws_env, clients["runtime_url"]))
+    yield clients
     server.shutdown()
 
 

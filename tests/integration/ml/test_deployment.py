@@ -13,7 +13,6 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.config import Config
 
 from devstack.stack import aws_connection
 from sagelake.local.endpoint_server import serve
@@ -29,7 +28,7 @@ from sagelake.ml.deployment import (
 )
 from sagelake.operators.sagemaker import DeployEndpointOperator
 from tests.support.constants import REGION, SAGEMAKER_ROLE_ARN, SKLEARN_IMAGE_URI
-from tests.support.serving import BROKEN_INFERENCE, put, register_version, train_script_model
+from tests.support.serving import BROKEN_INFERENCE, local_clients, put, register_version, train_script_model
 from tests.support.training_data import synthetic_features
 
 ROLLOUT = RolloutSettings(traffic="CANARY", instance_count=1, min_instances=1, max_instances=3)
@@ -59,19 +58,9 @@ def models(control_plane_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture()
 def clients(aws_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     server = serve("127.0.0.1", 0, aws_env, tmp_path / "cache", REGION)
-    host, port = server.server_address[:2]
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", aws_connection(aws_env, f"http://{host}:{port}"))
-    yield {
-        "s3": boto3.client("s3", endpoint_url=aws_env, region_name=REGION),
-        "sagemaker": boto3.client("sagemaker", endpoint_url=aws_env, region_name=REGION),
-        "autoscaling": boto3.client("application-autoscaling", endpoint_url=aws_env, region_name=REGION),
-        "runtime": boto3.client(
-            "sagemaker-runtime",
-            endpoint_url=f"http://{host}:{port}",
-            region_name=REGION,
-            config=Config(retries={"max_attempts": 1}),
-        ),
-    }
+    clients = local_clients(aws_env, server)
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", aws_connection(aws_env, clients["runtime_url"]))
+    yield clients
     server.shutdown()
 
 
