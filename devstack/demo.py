@@ -209,11 +209,23 @@ def start_stack() -> DemoClients:
     )
 
 
+def export_seed(glue: Any, database: str, dt: str, now: float) -> int:
+    """Which export of day ``dt`` to land: the first (0) unless the local stack, which keeps its state,
+    has published the day already; then a new export (an unchanged input would publish nothing, and
+    nothing downstream would run)."""
+    from sagelake.lake.publish import published
+
+    return 0 if published(glue, database, "churn_features", dt) is None else int(now)
+
+
 def land_demo_day(clients: DemoClients, dt: str, n_customers: int) -> list[str]:
     """Generate day ``dt`` and land it in the raw zone; return the landed ``s3://`` URIs."""
     from devstack.datagen import generate_day, land_day
 
-    uris = land_day(clients.s3, clients.lake, dt, generate_day(dt, n_customers=n_customers))
+    seed = export_seed(clients.glue, clients.database, dt, time.time())
+    if seed:
+        print(f"dt={dt} is published already (the stack keeps its state): landing a new export of it")
+    uris = land_day(clients.s3, clients.lake, dt, generate_day(dt, n_customers=n_customers, seed=seed))
     for uri in uris:
         print(f"landed {uri}")
     return uris

@@ -218,3 +218,22 @@ def test_follow_pipeline_does_not_wait_for_a_person(capsys) -> None:
     runs = follow_pipeline(api, "http://airflow", "prep-1", "2026-11-26T10:00:00", 5)
     assert runs is not None and runs["churn_train_deploy"] == "churn_train_deploy-1"
     assert "churn_train_deploy failed" not in capsys.readouterr().err
+
+
+def test_a_day_published_already_is_landed_as_a_new_export() -> None:
+    from botocore.exceptions import ClientError
+
+    from devstack.demo import export_seed
+
+    class Glue:
+        def __init__(self, partition: dict | None) -> None:
+            self.partition = partition
+
+        def get_partition(self, **_: object) -> dict:
+            if self.partition is None:
+                raise ClientError({"Error": {"Code": "EntityNotFoundException"}}, "GetPartition")
+            return {"Partition": self.partition}
+
+    assert export_seed(Glue(None), "sagelake", "2026-11-26", now=1_790_000_000.5) == 0
+    published = {"StorageDescriptor": {"Location": "s3://lake/curated/x/"}, "Parameters": {}}
+    assert export_seed(Glue(published), "sagelake", "2026-11-26", now=1_790_000_000.5) == 1_790_000_000
