@@ -278,15 +278,36 @@ def follow_pipeline(
         return None
     if clock:
         clock.stage(f"{PREPARE}: partition checked and published")
-    runs = {dag_id: wait_for_asset_run(api, dag_id, after=after) for dag_id in ON_PUBLISH}
+    waiting = waiting_run(api, TRAIN)
+    runs = {
+        dag_id: wait_for_asset_run(api, dag_id, after=after)
+        for dag_id in ON_PUBLISH
+        if not (dag_id == TRAIN and waiting)
+    }
     for dag_id, run_id in runs.items():
         print(f"{dag_id} run {run_id} started by the curated asset event", flush=True)
+    if waiting:  # one training run at a time (max_active_runs=1): the new day queues behind a person
+        print(
+            f"{TRAIN} run {waiting} is waiting for a person ({airflow_url}/dags/{TRAIN}/runs/{waiting}/"
+            "required_actions): this day's training starts once it is answered; the summary shows that run",
+            flush=True,
+        )
+        runs[TRAIN] = waiting
     if follow(api, TRAIN, runs[TRAIN], timeout_s, clock) not in ("success", AWAITING):
         print(f"error: {TRAIN} failed; see the Airflow UI at {airflow_url}", file=sys.stderr)
         return None
     if clock:
-        clock.stage(f"{TRAIN}: tuned, evaluated, decided, deployed")
+        done = "an earlier run waits for a person" if waiting else "tuned, evaluated, decided, deployed"
+        clock.stage(f"{TRAIN}: {done}")
     return runs
+
+
+def waiting_run(api: AirflowApi, dag_id: str) -> str | None:
+    """A running run of ``dag_id`` with a task waiting for a person (``awaiting_input``), if any."""
+    for run in api.dag_runs(dag_id, state="running", limit=20):
+        if any(ti.get("state") == AWAITING for ti in api.task_instances(dag_id, run["dag_run_id"])):
+            return run["dag_run_id"]
+    return None
 
 
 def follow_beside(

@@ -138,7 +138,8 @@ def test_demo_summary_says_where_a_waiting_person_answers() -> None:
 class FakeApi:
     """Airflow runs that end at once in the given states; the runs after publishing are asset-triggered."""
 
-    def __init__(self, prepare_state: str, train_state: str = "success") -> None:
+    def __init__(self, prepare_state: str, train_state: str = "success", waiting: str | None = None) -> None:
+        self.waiting = waiting  # a training run already waiting for a person when the demo starts
         self.states = {
             "churn_prepare": prepare_state,
             "churn_train_deploy": train_state,
@@ -148,6 +149,8 @@ class FakeApi:
         self.followed: list[str] = []
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        if run_id == self.waiting:
+            return [{"task_id": "ask_a_person", "state": "awaiting_input"}]
         return [{"task_id": "only", "state": self.states[dag_id]}]
 
     def dag_run(self, dag_id: str, run_id: str) -> dict:
@@ -155,6 +158,8 @@ class FakeApi:
         return {"state": self.states[dag_id]}
 
     def dag_runs(self, dag_id: str, **query) -> list[dict]:
+        if query.get("state") == "running":
+            return [{"dag_run_id": self.waiting}] if self.waiting and dag_id == "churn_train_deploy" else []
         return [
             {"dag_run_id": "scheduled", "run_type": "scheduled", "run_after": "2026-11-27T00:00:00"},
             {"dag_run_id": f"{dag_id}-1", "run_type": "asset_triggered", "run_after": "2026-11-26T10:00:01"},
@@ -237,3 +242,14 @@ def test_a_day_published_already_is_landed_as_a_new_export() -> None:
     assert export_seed(Glue(None), "sagelake", "2026-11-26", now=1_790_000_000.5) == 0
     published = {"StorageDescriptor": {"Location": "s3://lake/curated/x/"}, "Parameters": {}}
     assert export_seed(Glue(published), "sagelake", "2026-11-26", now=1_790_000_000.5) == 1_790_000_000
+
+
+def test_a_training_run_waiting_for_a_person_is_reported_not_waited_for(capsys) -> None:
+    from devstack.demo import follow_pipeline
+
+    api = FakeApi("success", waiting="asset_triggered__earlier")  # max_active_runs=1: the new day queues
+    runs = follow_pipeline(api, "http://airflow", "prep-1", "2026-11-26T10:00:00", 5)
+    assert runs is not None and runs["churn_train_deploy"] == "asset_triggered__earlier"
+    out = capsys.readouterr().out
+    assert "churn_train_deploy run asset_triggered__earlier is waiting for a person" in out
+    assert "churn_train_deploy run churn_train_deploy-1 started" not in out
