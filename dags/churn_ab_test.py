@@ -39,6 +39,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
 from airflow.sdk import Param, TriggerRule, dag, task
 
+from sagelake.config.params import task_defaults
 from sagelake.config.settings import (
     AWS_CONN_ID,
     ab_test_settings,
@@ -47,7 +48,6 @@ from sagelake.config.settings import (
     model_settings,
     rollout_settings,
 )
-from sagelake.monitoring.notifications import notify_failure
 from sagelake.operators.sagemaker import DeployEndpointOperator, PersonApprovalOperator
 
 DEPLOYMENT = deployment_settings()  # production endpoint: not a run param
@@ -246,13 +246,7 @@ def deploy(task_id: str, config: Any, **kwargs: Any) -> DeployEndpointOperator:
         ),
         **{name: Param(value) for name, value in default_params().items()},
     },
-    default_args={
-        "owner": "ml-engineering",
-        "retries": 1,
-        "retry_delay": timedelta(seconds=30),
-        "aws_conn_id": AWS_CONN_ID,
-        "on_failure_callback": notify_failure,
-    },
+    default_args=task_defaults("ml-engineering"),
     tags=["sagelake", "sagemaker", "deployment", "ab-test"],
     doc_md=__doc__,
 )

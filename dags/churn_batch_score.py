@@ -30,7 +30,7 @@ version and artefact). With no production endpoint yet, the run skips.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
@@ -38,10 +38,9 @@ from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.sdk import dag, task
 
-from sagelake.config.params import pipeline_params
+from sagelake.config.params import pipeline_params, task_defaults
 from sagelake.config.settings import AWS_CONN_ID, deployment_settings
 from sagelake.lake.assets import churn_scores, curated_features
-from sagelake.monitoring.notifications import notify_failure
 from sagelake.operators.sagemaker_transform import SagelakeTransformOperator
 
 DEPLOYMENT = deployment_settings()  # the production endpoint and the registry group: not run params
@@ -170,13 +169,7 @@ def publish_scores(
     catchup=False,
     max_active_runs=1,
     params=pipeline_params(dt_fallback="the triggering asset event's"),
-    default_args={
-        "owner": "ml-engineering",
-        "retries": 1,
-        "retry_delay": timedelta(seconds=30),
-        "aws_conn_id": AWS_CONN_ID,
-        "on_failure_callback": notify_failure,
-    },
+    default_args=task_defaults("ml-engineering"),
     tags=["sagelake", "sagemaker", "inference", "batch"],
     doc_md=__doc__,
 )

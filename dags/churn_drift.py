@@ -26,18 +26,17 @@ See docs/drift.md.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.sdk import dag, task
 
-from sagelake.config.params import pipeline_params
+from sagelake.config.params import pipeline_params, task_defaults
 from sagelake.config.settings import AWS_CONN_ID, deployment_settings, drift_settings
 from sagelake.lake.assets import curated_features
 from sagelake.ml.retraining import retraining_requested
-from sagelake.monitoring.notifications import notify_failure
 
 DEPLOYMENT = deployment_settings()  # production endpoint: not a run param
 RETRAINING = retraining_requested()
@@ -199,13 +198,7 @@ def request_retraining(
     catchup=False,
     max_active_runs=1,
     params=pipeline_params(dt_fallback="the triggering asset event's"),
-    default_args={
-        "owner": "ml-engineering",
-        "retries": 1,
-        "retry_delay": timedelta(seconds=30),
-        "aws_conn_id": AWS_CONN_ID,
-        "on_failure_callback": notify_failure,
-    },
+    default_args=task_defaults("ml-engineering"),
     tags=["sagelake", "monitoring", "drift"],
     doc_md=__doc__,
 )

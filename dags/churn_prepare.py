@@ -44,7 +44,7 @@ from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Param, TriggerRule, dag, task
 
-from sagelake.config.params import pipeline_params
+from sagelake.config.params import pipeline_params, task_defaults
 from sagelake.config.settings import AWS_CONN_ID, CHECKS_DIR, GLUE_SCRIPT, SQL_DIR, deployment_settings
 from sagelake.lake.assets import curated_features
 from sagelake.lake.contracts import load_contracts, to_job_argument
@@ -196,13 +196,7 @@ def clean_up(dt: str, params: dict[str, Any], run_id: str) -> list[str]:
         **pipeline_params(dt_fallback="the run's logical date"),
         "reprocess": Param(False, type="boolean", description="Process even an input already published."),
     },
-    default_args={
-        "owner": "data-engineering",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "aws_conn_id": AWS_CONN_ID,
-        "on_failure_callback": notify_failure,
-    },
+    default_args=task_defaults("data-engineering", retries=2),
     deadline=deadline_alert("churn_prepare"),
     tags=["sagelake", "ingest", "glue", "athena"],
     doc_md=__doc__,

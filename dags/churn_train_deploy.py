@@ -43,12 +43,12 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Param, TriggerRule, dag, task
 
-from sagelake.config.params import pipeline_params
+from sagelake.config.params import pipeline_params, task_defaults
 from sagelake.config.settings import AWS_CONN_ID, deployment_settings, model_settings, rollout_settings
 from sagelake.lake.assets import curated_features
 from sagelake.ml.algorithms import ALGORITHMS
 from sagelake.ml.retraining import retraining_requested
-from sagelake.monitoring.notifications import deadline_alert, notify_failure
+from sagelake.monitoring.notifications import deadline_alert
 from sagelake.operators.sagemaker import (
     DeployEndpointOperator,
     ModelApprovalOperator,
@@ -406,13 +406,7 @@ def autoscale(deployed: dict[str, Any]) -> dict[str, Any]:
             description="sklearn: script mode (scikit-learn container); xgboost: built-in XGBoost.",
         ),
     },
-    default_args={
-        "owner": "ml-engineering",
-        "retries": 1,
-        "retry_delay": timedelta(seconds=30),
-        "aws_conn_id": AWS_CONN_ID,
-        "on_failure_callback": notify_failure,
-    },
+    default_args=task_defaults("ml-engineering"),
     deadline=deadline_alert("churn_train_deploy"),
     tags=["sagelake", "sagemaker", "training", "deployment"],
     doc_md=__doc__,

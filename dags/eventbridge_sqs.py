@@ -23,8 +23,8 @@ from airflow.providers.amazon.aws.triggers.sqs import SqsSensorTrigger
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Asset, AssetWatcher, dag, task
 
+from sagelake.config.params import task_defaults
 from sagelake.config.settings import AWS_CONN_ID, events_queue_url
-from sagelake.monitoring.notifications import notify_failure
 
 QUEUE_URL = events_queue_url()
 log = logging.getLogger(__name__)
@@ -57,12 +57,7 @@ EVENTS = (
     schedule=[EVENTS] if EVENTS else None,
     start_date=datetime(2026, 1, 1),
     catchup=False,
-    default_args={
-        "owner": "data-engineering",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=10),
-        "on_failure_callback": notify_failure,
-    },
+    default_args=task_defaults("data-engineering", retries=2, retry_delay=timedelta(seconds=10)),
     tags=["sagelake", "ingest", "eventbridge", "sqs"],
     doc_md=__doc__,
 )

@@ -21,14 +21,14 @@ See docs/discovery.md.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.sdk import dag, task
 
-from sagelake.config.params import pipeline_params
+from sagelake.config.params import pipeline_params, task_defaults
 from sagelake.config.settings import (
     AWS_CONN_ID,
     DISCOVERY_SQL_DIR,
@@ -37,7 +37,6 @@ from sagelake.config.settings import (
     deployment_settings,
 )
 from sagelake.lake.discovery import crawler_config
-from sagelake.monitoring.notifications import notify_failure
 from sagelake.operators.athena import QualityCheckOperator
 from sagelake.operators.glue_crawler import SagelakeGlueCrawlerOperator
 
@@ -92,13 +91,7 @@ def compare_with_contracts(dt: str, params: dict[str, Any]) -> list[dict[str, An
     max_active_runs=1,  # one crawl at a time: a crawler runs once at a time on AWS too
     template_searchpath=[str(SQL_DIR)],
     params=pipeline_params(dt_fallback="the run's logical date"),
-    default_args={
-        "owner": "data-engineering",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "aws_conn_id": AWS_CONN_ID,
-        "on_failure_callback": notify_failure,
-    },
+    default_args=task_defaults("data-engineering", retries=2),
     tags=["sagelake", "discovery", "glue", "athena"],
     doc_md=__doc__,
 )

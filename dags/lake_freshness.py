@@ -20,9 +20,8 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
 from airflow.sdk import dag, task
 
-from sagelake.config.params import pipeline_params
+from sagelake.config.params import pipeline_params, task_defaults
 from sagelake.config.settings import AWS_CONN_ID
-from sagelake.monitoring.notifications import notify_failure
 
 
 @task
@@ -40,13 +39,12 @@ def emit_freshness(params: dict[str, Any]) -> int:
     catchup=False,
     max_active_runs=1,
     params=pipeline_params(dt_fallback="unused: freshness looks at every published day"),
-    default_args={
-        "owner": "data-engineering",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "execution_timeout": timedelta(minutes=10),
-        "on_failure_callback": notify_failure,
-    },
+    default_args=task_defaults(
+        "data-engineering",
+        retries=2,
+        retry_delay=timedelta(minutes=1),
+        execution_timeout=timedelta(minutes=10),
+    ),
     tags=["sagelake", "monitoring"],
     doc_md=__doc__,
 )

@@ -19,15 +19,14 @@ See docs/profiles.md.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from airflow.sdk import dag, task
 
-from sagelake.config.params import pipeline_params
+from sagelake.config.params import pipeline_params, task_defaults
 from sagelake.config.settings import AWS_CONN_ID, databrew_role
 from sagelake.lake.assets import curated_features
-from sagelake.monitoring.notifications import notify_failure
 from sagelake.operators.databrew import DataBrewProfileOperator
 
 PARTITION = "ti.xcom_pull(task_ids='published_partition')"
@@ -94,13 +93,7 @@ def profile(dataset: str) -> DataBrewProfileOperator:
     catchup=False,
     max_active_runs=1,
     params=pipeline_params(dt_fallback="the triggering asset event's"),
-    default_args={
-        "owner": "data-engineering",
-        "retries": 1,
-        "retry_delay": timedelta(seconds=30),
-        "aws_conn_id": AWS_CONN_ID,
-        "on_failure_callback": notify_failure,
-    },
+    default_args=task_defaults("data-engineering"),
     tags=["sagelake", "profiling", "databrew"],
     doc_md=__doc__,
 )

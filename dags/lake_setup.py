@@ -25,15 +25,15 @@ Numbers, storage class and key are deployment policy: `SAGELAKE_LAKE_*` and `SAG
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.athena import AthenaHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.sdk import Param, dag, task
 
+from sagelake.config.params import task_defaults
 from sagelake.config.settings import AWS_CONN_ID, default_params
-from sagelake.monitoring.notifications import notify_failure
 
 DEFAULTS = default_params()
 
@@ -103,12 +103,7 @@ def verify_lake_setup(params: dict[str, Any]) -> dict[str, Any]:
         ),
         "dry_run": Param(False, type="boolean", description="Only print what would change."),
     },
-    default_args={
-        "owner": "data-engineering",
-        "retries": 1,
-        "retry_delay": timedelta(seconds=30),
-        "on_failure_callback": notify_failure,
-    },
+    default_args=task_defaults("data-engineering"),
     tags=["sagelake", "lake", "setup", "s3", "athena"],
     doc_md=__doc__,
 )

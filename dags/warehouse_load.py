@@ -23,17 +23,16 @@ SQL lives in `include/sql/warehouse/`.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
 from airflow.sdk import dag, task
 
-from sagelake.config.params import pipeline_params
+from sagelake.config.params import pipeline_params, task_defaults
 from sagelake.config.settings import AWS_CONN_ID, SQL_DIR, warehouse_settings
 from sagelake.lake.assets import curated_features
-from sagelake.monitoring.notifications import notify_failure
 from sagelake.operators.redshift import SagelakeRedshiftDataOperator
 
 ANALYTICS_DAYS = 7
@@ -94,13 +93,7 @@ def report(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     params=pipeline_params(dt_fallback="the triggering asset event's"),
     template_searchpath=[str(SQL_DIR)],
     user_defined_macros={"warehouse": WAREHOUSE},
-    default_args={
-        "owner": "analytics-engineering",
-        "retries": 1,
-        "retry_delay": timedelta(seconds=30),
-        "aws_conn_id": AWS_CONN_ID,
-        "on_failure_callback": notify_failure,
-    },
+    default_args=task_defaults("analytics-engineering"),
     tags=["sagelake", "redshift", "spectrum", "warehouse"],
     doc_md=__doc__,
 )
