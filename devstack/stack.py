@@ -1,4 +1,5 @@
-"""The local stack: control plane (moto), endpoint server and ``airflow standalone``, as background processes.
+"""The local stack as background processes: control plane (moto), endpoint server, MLflow, a warm Spark
+JVM and ``airflow standalone``.
 
 ``python -m devstack.stack up|down|status``. Everything lives in the git-ignored ``.local/``:
 Airflow home and logs, process ids, the endpoint's model cache, and the control plane's state (the local
@@ -99,6 +100,13 @@ class Stack:
         return self.local_dir / "airflow"
 
     @property
+    def spark_gateway_dir(self) -> Path:
+        """The warm Spark JVM local Glue runs share (``devstack.warm_spark``); ``SAGELAKE_SPARK_GATEWAY_DIR``
+        names one the caller runs (the test session's), else the stack starts its own here."""
+        given = os.environ.get("SAGELAKE_SPARK_GATEWAY_DIR", "").strip()
+        return Path(given) if given else self.local_dir / "spark-gateway"
+
+    @property
     def webhook_key_file(self) -> Path:
         return self.local_dir / "webhook-key"
 
@@ -185,6 +193,7 @@ def airflow_env(stack: Stack, webhook_api_key: str, events_queue_url: str) -> di
         "SAGELAKE_MLFLOW_TRACKING_URI": stack.mlflow_url,  # sagelake.ml.tracking
         "SAGELAKE_TARGET": "local",
         "SAGELAKE_LOCAL_DIR": str(stack.local_dir),  # the local engines' state (sagelake.config.settings)
+        "SAGELAKE_SPARK_GATEWAY_DIR": str(stack.spark_gateway_dir),  # the warm Spark JVM Glue runs share
         "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT / "plugins"), os.environ.get("PYTHONPATH", "")]),
         "NO_PROXY": "127.0.0.1,localhost",
         # standalone starts its components as `airflow …`: this venv's, whatever the caller's PATH
@@ -389,6 +398,7 @@ def up(stack: Stack, report: Callable[[str], None] = print) -> list[str]:
     from sagelake.local.java import find_java_home
 
     find_java_home()  # fail early, with its one-line advice, rather than in the Glue task
+    gateway_pid = start_spark_gateway(stack)  # warms up while the rest starts
     mlflow_pid = start_mlflow(stack)  # slow to start: it starts with the others, waited for last
     python = sys.executable
     plugins = {"PYTHONPATH": str(PROJECT_ROOT / "plugins"), **aws_env()}
@@ -437,6 +447,7 @@ def up(stack: Stack, report: Callable[[str], None] = print) -> list[str]:
         f"{stack.airflow_url}/api/v2/monitor/health", "Airflow", 300, stack.log_file("airflow"), pid
     )
     wait_for_mlflow(stack, mlflow_pid)
+    notes += spark_gateway_problems(stack, gateway_pid)
     try:
         notes += reconcile(stack)
     except Exception as error:  # noqa: BLE001 - the stack is up; the comparison is advice
@@ -444,6 +455,32 @@ def up(stack: Stack, report: Callable[[str], None] = print) -> list[str]:
     for note in notes:
         report(note)
     return notes
+
+
+def start_spark_gateway(stack: Stack) -> int | None:
+    """Start (or keep) the stack's warm Spark JVM; its PID (``None``: one was running already)."""
+    from devstack import warm_spark
+
+    if running_pid(stack, "spark-gateway"):
+        return None
+    pid = warm_spark.start(stack.spark_gateway_dir, stack.log_file("spark-gateway"))
+    if pid is not None:
+        stack.pid_file("spark-gateway").parent.mkdir(parents=True, exist_ok=True)
+        stack.pid_file("spark-gateway").write_text(str(pid))
+    return pid
+
+
+def spark_gateway_problems(stack: Stack, pid: int | None) -> list[str]:
+    """A line if the warm Spark JVM started by ``up`` did not come up (Glue runs then start their own)."""
+    from devstack import warm_spark
+
+    if pid is None:
+        return []
+    try:
+        warm_spark.wait_until_recorded(stack.spark_gateway_dir, pid, stack.log_file("spark-gateway"))
+    except warm_spark.GatewayError as error:
+        return [f"{error}; local Glue runs start their own Spark"]
+    return []
 
 
 def restore_problems(stack: Stack) -> list[str]:
@@ -512,7 +549,7 @@ def reconcile(stack: Stack, dag_id: str = "churn_prepare", api: Any = None) -> l
 def down(stack: Stack) -> list[str]:
     """Stop every process this launcher started (by recorded PID and its process group)."""
     stopped = []
-    for name in ("airflow", "endpoint", "control-plane", "mlflow"):
+    for name in ("airflow", "endpoint", "control-plane", "mlflow", "spark-gateway"):
         pid = running_pid(stack, name)
         if pid is None:
             continue
@@ -584,7 +621,7 @@ def main(argv: list[str] | None = None) -> int:
             stopped = down(stack)
             print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
         else:
-            for name in ("control-plane", "endpoint", "airflow", "mlflow"):
+            for name in ("control-plane", "endpoint", "airflow", "mlflow", "spark-gateway"):
                 pid = running_pid(stack, name)
                 print(f"{name}: {f'running (pid {pid})' if pid else 'stopped'}")
             print(state_status(stack))

@@ -42,6 +42,23 @@ def control_plane_url() -> Iterator[str]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def spark_gateway_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One warm Spark JVM for this test process (``devstack.warm_spark``), named to every local Glue run of
+    the session through ``SAGELAKE_SPARK_GATEWAY_DIR`` (live stacks share it too); yields its directory."""
+    from devstack import warm_spark
+
+    directory = tmp_path_factory.mktemp("spark-gateway")
+    log = directory / "gateway.log"
+    pid = warm_spark.start(directory, log)
+    assert pid is not None
+    warm_spark.wait_until_recorded(directory, pid, log)
+    os.environ["SAGELAKE_SPARK_GATEWAY_DIR"] = str(directory)
+    yield str(directory)
+    os.environ.pop("SAGELAKE_SPARK_GATEWAY_DIR", None)
+    warm_spark.stop(pid)
+
+
 @pytest.fixture()
 def aws_env(control_plane_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """Point boto3 and the ``aws_default`` connection at the local control plane."""

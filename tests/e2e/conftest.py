@@ -8,6 +8,12 @@ import pytest
 from tests.support.network import free_port
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _shared_spark(spark_gateway_dir: str) -> str:
+    """Every Glue run of the end-to-end tests, in-process or in a live stack, on one warm Spark JVM."""
+    return spark_gateway_dir
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory):
     from devstack import stack as local_stack

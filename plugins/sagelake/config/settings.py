@@ -76,6 +76,12 @@ def local_state_dir() -> Path:
     return Path(_env("SAGELAKE_LOCAL_DIR", str(PROJECT_ROOT / ".local")))
 
 
+def spark_gateway_dir() -> Path:
+    """Where the local stack's warm Spark JVM is recorded (``SAGELAKE_SPARK_GATEWAY_DIR``, default
+    ``spark-gateway/`` in :func:`local_state_dir`); local Glue runs use it when it is running and free."""
+    return Path(_env("SAGELAKE_SPARK_GATEWAY_DIR", str(local_state_dir() / "spark-gateway")))
+
+
 # --- Warehouse: Redshift Serverless and Redshift Spectrum (issue 9) ---
 WAREHOUSE_SQL_DIR = SQL_DIR / "warehouse"
 

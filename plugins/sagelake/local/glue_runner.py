@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from sagelake.lake.layout import split_s3_uri
+from sagelake.local import spark_gateway
 from sagelake.local.java import find_java_home
 from sagelake.local.subprocess_env import job_environment
 
@@ -229,9 +230,12 @@ class _GluePlan:
     argv: dict[str, str]  # the script's arguments as given, plus --JOB_NAME
     inputs: dict[str, tuple[str, str, list[str]]]  # --input_* name -> (bucket, prefix, keys)
     outputs: dict[str, tuple[str, str]]  # --output_* name -> (bucket, prefix)
+    gateway_dir: Path | None = None  # a warm Spark JVM to use if free (sagelake.local.spark_gateway)
 
 
-def _plan_run(script: Path, arguments: dict[str, str], s3_client: Any, work_dir: Path) -> _GluePlan:
+def _plan_run(
+    script: Path, arguments: dict[str, str], s3_client: Any, work_dir: Path, gateway_dir: Path | None = None
+) -> _GluePlan:
     """Validate the call and list every input; fail (e.g. :class:`MissingInputError`) before any write."""
     script = Path(script)
     if not script.is_file():
@@ -258,7 +262,7 @@ def _plan_run(script: Path, arguments: dict[str, str], s3_client: Any, work_dir:
             inputs[name] = (bucket, prefix, keys)
         elif name.startswith("--output_"):
             outputs[name] = _prefix(value, name)
-    return _GluePlan(script, work_dir, spark_tmp, env, argv, inputs, outputs)
+    return _GluePlan(script, work_dir, spark_tmp, env, argv, inputs, outputs, gateway_dir)
 
 
 def _stage_inputs(plan: _GluePlan, s3_client: Any) -> tuple[dict[str, str], dict[str, list[str]]]:
@@ -282,13 +286,19 @@ def _prepare_outputs(plan: _GluePlan) -> dict[str, Path]:
 
 
 def _run_script(plan: _GluePlan, argv: dict[str, str], timeout_s: float | None) -> tuple[int, str]:
-    """Run the script with the local ``argv`` in the work dir; return (exit code, last log lines)."""
-    cmd = [sys.executable, str(plan.script.resolve())]
+    """Run the script with the local ``argv`` in the work dir (on the warm Spark JVM if it is free);
+    return (exit code, last log lines)."""
+    args = [str(plan.script.resolve())]
     for name, value in argv.items():
-        cmd += [name, value]
+        args += [name, value]
     plan.spark_tmp.mkdir(parents=True, exist_ok=True)
-    log.info("Running Glue script %s locally: %s", plan.script, shlex.join(cmd[1:]))
-    return _run(cmd, plan.env, plan.work_dir, timeout_s)
+    log.info("Running Glue script %s locally: %s", plan.script, shlex.join(args))
+    with spark_gateway.lease(plan.gateway_dir) as gateway:
+        if gateway is None:
+            return _run([sys.executable, *args], plan.env, plan.work_dir, timeout_s)
+        log.info("On the warm Spark JVM of %s (pid %d)", plan.gateway_dir, gateway.pid)
+        cmd = [sys.executable, spark_gateway.__file__, "run", *args]
+        return _run(cmd, {**plan.env, **gateway.env()}, plan.work_dir, timeout_s)
 
 
 def _check_outputs(plan: _GluePlan, returncode: int, tail: str, output_dirs: dict[str, Path]) -> None:
@@ -331,10 +341,15 @@ def run_glue_script(
     work_dir: Path,
     *,
     timeout_s: float | None = None,
+    spark_gateway_dir: Path | None = None,
 ) -> GlueRunResult:
-    """Run Glue job ``script`` on local Spark; stage S3 inputs, replace S3 outputs (see the module doc)."""
+    """Run Glue job ``script`` on local Spark; stage S3 inputs, replace S3 outputs (see the module doc).
+
+    ``spark_gateway_dir``: a shared warm Spark JVM (:mod:`sagelake.local.spark_gateway`) the run uses when
+    one is running there and free; otherwise the script starts its own.
+    """
     started = time.monotonic()
-    plan = _plan_run(script, arguments, s3_client, work_dir)
+    plan = _plan_run(script, arguments, s3_client, work_dir, spark_gateway_dir)
     input_dirs, staged = _stage_inputs(plan, s3_client)
     output_dirs = _prepare_outputs(plan)
     local_argv = {**plan.argv, **input_dirs, **{name: str(path) for name, path in output_dirs.items()}}

@@ -63,10 +63,11 @@ class TestSagelakeGlueJobOperator:
 
     def test_local_target_runs_the_script_on_spark_without_glue(self, aws_target, monkeypatch, context):
         monkeypatch.setenv("SAGELAKE_TARGET", "local")
-        runs: list[tuple[Path, dict]] = []
+        monkeypatch.setenv("SAGELAKE_SPARK_GATEWAY_DIR", "/stack/spark-gateway")
+        runs: list[tuple[Path, dict, Path]] = []
 
-        def run_glue_script(script: Path, args: dict, s3: Any, work: Path) -> GlueRunResult:
-            runs.append((script, args))
+        def run_glue_script(script: Path, args: dict, s3: Any, work: Path, *, spark_gateway_dir: Path):
+            runs.append((script, args, spark_gateway_dir))
             return GlueRunResult(outputs={"output_features": ["s3://lake/x.parquet"]}, duration_s=1.5)
 
         monkeypatch.setattr(glue_runner, "run_glue_script", run_glue_script)
@@ -77,13 +78,13 @@ class TestSagelakeGlueJobOperator:
             run_id = glue_job().execute(context)  # deferrable=True: no deferral locally
 
         assert run_id == "local-manual__1"
-        assert runs == [(GLUE_SCRIPT, SCRIPT_ARGS)]
+        assert runs == [(GLUE_SCRIPT, SCRIPT_ARGS, Path("/stack/spark-gateway"))]
         initialize_job.assert_not_called()
 
     def test_a_rejected_input_fails_locally_without_retries(self, aws_target, monkeypatch, context) -> None:
         monkeypatch.setenv("SAGELAKE_TARGET", "local")
 
-        def run_glue_script(script: Path, args: dict, s3: Any, work: Path) -> GlueRunResult:
+        def run_glue_script(script: Path, args: dict, s3: Any, work: Path, **_: Any) -> GlueRunResult:
             raise glue_runner.InputRejectedError("raw_customers: s3://lake/c.csv: lacks column 'age'", 65, "")
 
         monkeypatch.setattr(glue_runner, "run_glue_script", run_glue_script)
