@@ -29,6 +29,7 @@ PROFILE, WAREHOUSE = "lake_profile", "warehouse_load"
 ON_PUBLISH = (TRAIN, PROFILE, WAREHOUSE)  # the DAGs the curated asset event starts
 TERMINAL = {"success", "failed"}
 AWAITING = "awaiting_input"  # a human-in-the-loop task waits for a person (the demo does not answer)
+POLL_S = 0.5  # how often the demo asks Airflow about a run (loopback: cheap; each poll shortens the wait)
 
 
 class Clock:
@@ -72,7 +73,7 @@ def follow(api: AirflowApi, dag_id: str, run_id: str, timeout_s: float, clock: C
         state = api.dag_run(dag_id, run_id)["state"]
         if state in TERMINAL:
             return state
-        time.sleep(2)
+        time.sleep(POLL_S)
     raise TimeoutError(f"{dag_id} run {run_id} did not finish within {timeout_s:.0f}s")
 
 
@@ -83,7 +84,7 @@ def wait_for_asset_run(api: AirflowApi, dag_id: str, after: str, timeout_s: floa
         for run in api.dag_runs(dag_id, order_by="-run_after", limit=5):
             if run.get("run_type") == "asset_triggered" and (run.get("run_after") or "") >= after:
                 return run["dag_run_id"]
-        time.sleep(2)
+        time.sleep(POLL_S)
     raise TimeoutError(f"no asset-triggered {dag_id} run appeared within {timeout_s:.0f}s")
 
 

@@ -44,7 +44,7 @@ def control_plane_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def spark_gateway_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One warm Spark JVM for this test process (``devstack.warm_spark``), named to every local Glue run of
+    """One shared Spark JVM for this test process (``devstack.warm_spark``), named to every local Glue run of
     the session through ``SAGELAKE_SPARK_GATEWAY_DIR`` (live stacks share it too); yields its directory."""
     from devstack import warm_spark
 

@@ -19,7 +19,7 @@ def wait_for_run(api, dag_id: str, run_id: str, timeout_s: float) -> dict:
                 raise
         if run.get("state") in ("success", "failed"):
             return run
-        time.sleep(3)
+        time.sleep(1)
     return run
 
 

@@ -4,10 +4,11 @@ Starting Spark costs a local Glue run more than its data does at a day's size: �
 JVM that has run the script before (its classes loaded, its query plans' code already generated and
 compiled). The local stack keeps one such JVM, a *gateway*:
 
-* ``python -m sagelake.local.spark_gateway serve DIR [SCRIPT ARG…]`` (started by ``make up``, with the
-  environment of :func:`sagelake.local.glue_runner.spark_env`) starts PySpark's JVM gateway, writes its port
-  and secret to ``DIR/gateway.json``, runs the warm-up script on it if given (runs wait meanwhile), and
-  holds it until stopped; the JVM ends with it.
+* ``python -m sagelake.local.spark_gateway serve DIR`` (started by ``make up``, with the environment of
+  :func:`sagelake.local.glue_runner.spark_env`) starts PySpark's JVM gateway, writes its port and secret to
+  ``DIR/gateway.json`` and holds it until stopped; the JVM ends with it. Its first run is still slow-ish
+  (≈15 s: nothing is compiled yet); every later one is warm. (Warming it up with a tiny run at start was
+  tried: on 2 cores it slowed Airflow's start, or made the first real run wait for it.)
 * :func:`lease` gives one run at a time the gateway (a file lock, ``DIR/lease.lock``); a run that cannot
   have it within ``wait_s`` — or finds no live gateway — starts its own JVM as before. Same script, same
   Spark, same results: only the JVM's start-up is shared.
@@ -35,7 +36,7 @@ from pathlib import Path
 GATEWAY_FILE = "gateway.json"
 LEASE_FILE = "lease.lock"
 # A warm run is ≈10 s faster than a cold one: waiting this long for the gateway still wins on average.
-LEASE_WAIT_S = 15.0
+LEASE_WAIT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -95,14 +96,8 @@ def lease(directory: Path | None, wait_s: float = LEASE_WAIT_S) -> Iterator[Gate
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def serve(directory: Path, warm_up: list[str] | None = None) -> None:
-    """Start the JVM (``PYSPARK_SUBMIT_ARGS`` from the environment), record it and hold it until SIGTERM.
-
-    ``warm_up``: a script and its arguments to run once on the JVM before any run may lease it (a tiny
-    day through the Glue script: the first real run then finds its code compiled).
-    """
-    import subprocess
-
+def serve(directory: Path) -> None:
+    """Start the JVM (``PYSPARK_SUBMIT_ARGS`` from the environment), record it and hold it until SIGTERM."""
     from pyspark.java_gateway import launch_gateway
 
     directory = Path(directory)
@@ -113,22 +108,8 @@ def serve(directory: Path, warm_up: list[str] | None = None) -> None:
     partial = record.with_suffix(".tmp")
     partial.write_text(json.dumps({"port": params.port, "secret": params.auth_token, "pid": os.getpid()}))
     partial.chmod(0o600)  # the secret lets anyone drive the JVM
-    with open(directory / LEASE_FILE, "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # runs wait (up to their lease wait) while the JVM warms up
-        partial.replace(record)
-        print(
-            f"Spark gateway on 127.0.0.1:{params.port} (pid {os.getpid()}), recorded in {record}", flush=True
-        )
-        if warm_up:
-            started = time.monotonic()
-            env = {
-                **os.environ,
-                "PYSPARK_GATEWAY_PORT": str(params.port),
-                "PYSPARK_GATEWAY_SECRET": params.auth_token,
-            }
-            code = subprocess.call([sys.executable, __file__, "run", *warm_up], env=env, cwd=directory)
-            print(f"warm-up run exited {code} after {time.monotonic() - started:.1f}s", flush=True)
-        fcntl.flock(lock, fcntl.LOCK_UN)
+    partial.replace(record)
+    print(f"Spark gateway on 127.0.0.1:{params.port} (pid {os.getpid()}), recorded in {record}", flush=True)
 
     def stop(*_: object) -> None:
         raise SystemExit(0)
@@ -162,14 +143,14 @@ def host(script: str, argv: list[str]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) >= 2 and argv[0] == "serve":
-        serve(Path(argv[1]), argv[2:] or None)
+    if len(argv) == 2 and argv[0] == "serve":
+        serve(Path(argv[1]))
         return 0
     if len(argv) >= 2 and argv[0] == "run":
         sys.path[0] = str(Path(argv[1]).resolve().parent)  # as ``python SCRIPT`` has it, not this folder
         host(argv[1], argv[2:])
         return 0
-    print("usage: spark_gateway.py serve DIR [WARM_UP_SCRIPT ARG...] | run SCRIPT [ARG...]", file=sys.stderr)
+    print("usage: spark_gateway.py serve DIR | run SCRIPT [ARG...]", file=sys.stderr)
     return 2
 
 

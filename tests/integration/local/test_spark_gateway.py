@@ -11,22 +11,35 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from devstack import warm_spark
+from devstack.datagen import generate_day
+from sagelake.lake.contracts import load_contracts, to_job_argument
 from sagelake.local.glue_runner import GlueJobFailedError, run_glue_script
+from tests.support.constants import GLUE_SCRIPT
 
 pytestmark = pytest.mark.spark
 
 WARM = "On the warm Spark JVM"
+DT = "2024-01-01"
+OUTPUTS = ("output_features", "output_processed_events", "output_quarantine", "output_metrics")
 
 
 def churn_run(tmp_path: Path, name: str, gateway: str | None, caplog: pytest.LogCaptureFixture) -> Path:
-    """The Glue script on a tiny generated day; the folder of its outputs."""
-    script, *args = warm_spark.warm_up_arguments(tmp_path / name)
-    arguments = dict(zip(args[::2], args[1::2], strict=True))
+    """The Glue script on a tiny generated day (local folders, as the runner stages them); its outputs."""
+    root = tmp_path / name
+    files = generate_day(DT, n_customers=200, seed=0)
+    arguments = {"--dt": DT, "--contracts": to_job_argument(load_contracts())}
+    for source, file, body in (
+        ("customers", "c.csv", files.customers_csv),
+        ("events", "e.jsonl", files.events_jsonl),
+    ):
+        (root / "in" / source).mkdir(parents=True)
+        (root / "in" / source / file).write_bytes(body)
+        arguments[f"--input_{source}"] = str(root / "in" / source)
+    arguments |= {f"--{output}": str(root / "out" / output) for output in OUTPUTS}
     caplog.clear()
-    run_glue_script(Path(script), arguments, None, tmp_path / name / "work", spark_gateway_dir=gateway)
+    run_glue_script(GLUE_SCRIPT, arguments, None, root / "work", spark_gateway_dir=gateway)
     assert (WARM in caplog.text) == (gateway is not None)
-    return tmp_path / name / "warm-up" / "out"
+    return root / "out"
 
 
 def rows(out: Path, table: str, key: str) -> list[dict]:
@@ -69,7 +82,7 @@ def test_a_run_killed_with_its_spark_context_open_does_not_spoil_the_jvm(spark_g
             {"--output_x": str(tmp_path / "out")},
             None,
             tmp_path / "work",
-            timeout_s=20,
+            timeout_s=10,
             spark_gateway_dir=spark_gateway_dir,
         )
     assert "context open" in killed.value.log_tail  # killed after its context was up
