@@ -36,9 +36,10 @@ demo: venv  ## start the local stack, run the whole pipeline, print the result
 	$(RUN) -m devstack.demo
 
 # Test files run side by side on every core (pytest-xdist, one file per worker at a time: a module's
-# fixtures, such as a live stack, are built once). TEST_WORKERS=0 runs them in this one process.
+# fixtures, such as a live stack, are built once), in collection order: the slow end-to-end files first,
+# not last (xdist's default puts files with few tests, i.e. those, at the end). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= auto
-XDIST := -n $(TEST_WORKERS) --dist loadfile
+XDIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: venv  ## the whole test suite, offline: unit, integration and end-to-end tiers
 	$(BIN)/python -m pytest $(XDIST)

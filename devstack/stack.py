@@ -177,7 +177,7 @@ def airflow_env(stack: Stack, webhook_api_key: str, events_queue_url: str) -> di
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__PARALLELISM": "4",  # 6 checks at once took as long as 3 + 3 (2 cores): no more
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "3",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{LOCAL_USER}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
@@ -442,6 +442,7 @@ def up(stack: Stack, report: Callable[[str], None] = print) -> list[str]:
     passwords = stack.airflow_home / "passwords.json"
     passwords.write_text(json.dumps({LOCAL_USER: LOCAL_PASSWORD}))
     passwords.chmod(0o600)
+    write_local_settings(stack)
     airflow = str(Path(python).with_name("airflow"))
     env = airflow_env(stack, webhook_key(stack), queue_url)
     pid = start_process(stack, "airflow", [airflow, "standalone"], env, stack.ports.airflow)
@@ -458,6 +459,44 @@ def up(stack: Stack, report: Callable[[str], None] = print) -> list[str]:
     for note in notes:
         report(note)
     return notes
+
+
+# What the pipeline's tasks import that Airflow does not: the local scheduler imports it once, before it
+# forks its LocalExecutor workers, and every task process (forked from them) starts with it loaded —
+# ≈2 s less per task that tracks in MLflow or names a SageMaker image, ≈0.5 s per quality check.
+PRELOADED_MODULES = (
+    "mlflow",
+    "sagemaker.core.image_uris",
+    "airflow.providers.amazon.aws.hooks.sagemaker",
+    "airflow.providers.amazon.aws.hooks.s3",
+    "duckdb",
+    "sqlglot",
+    "pandas",
+    "pyarrow.parquet",
+)
+LOCAL_SETTINGS = '''"""Written by devstack.stack for the local stack: the scheduler preloads what tasks
+import (its LocalExecutor workers and their task processes are forked from it); other processes skip it."""
+
+import importlib
+import sys
+
+__all__: list[str] = []  # no cluster policy here
+
+if sys.argv[1:2] == ["scheduler"]:
+    for _name in {modules!r}:
+        try:
+            importlib.import_module(_name)
+        except Exception:  # noqa: BLE001 - a task imports it itself, and reports the error there
+            pass
+'''
+
+
+def write_local_settings(stack: Stack) -> Path:
+    """``airflow_local_settings.py`` in the stack's Airflow home (``config/``, on Airflow's path)."""
+    path = stack.airflow_home / "config" / "airflow_local_settings.py"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(LOCAL_SETTINGS.format(modules=PRELOADED_MODULES))
+    return path
 
 
 def start_spark_gateway(stack: Stack) -> int | None:

@@ -87,3 +87,25 @@ def test_bad_port_setting_is_a_clear_error(monkeypatch, value) -> None:
     monkeypatch.setenv("SAGELAKE_AIRFLOW_PORT", value)
     with pytest.raises(stack.StackError, match="SAGELAKE_AIRFLOW_PORT=.*is not a TCP port"):
         stack.Ports()
+
+
+@pytest.mark.parametrize(
+    ("argv", "preloaded"), [(["airflow", "scheduler"], True), (["airflow", "triggerer"], False)]
+)
+def test_only_the_scheduler_preloads_what_tasks_import(tmp_path, monkeypatch, argv, preloaded) -> None:
+    """Its LocalExecutor's task processes are forked from it; the other Airflow processes skip the cost."""
+    monkeypatch.setattr(stack, "PRELOADED_MODULES", ("json.tool", "no_such_module_anywhere"))
+    path = stack.write_local_settings(stack.Stack(local_dir=tmp_path))
+    assert path == tmp_path / "airflow" / "config" / "airflow_local_settings.py"
+    probe = (  # sys.argv as the Airflow process has it: [airflow, command]
+        "import os, runpy, sys; sys.argv = sys.argv[1:]; settings = runpy.run_path(os.environ['SETTINGS']); "
+        "print('json.tool' in sys.modules, settings['__all__'])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, *argv],
+        env={"SETTINGS": str(path), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out == [str(preloaded), "[]"]  # a missing module is skipped; no name is taken for a policy
