@@ -1,6 +1,6 @@
 """ETL benchmark (figures, not a test): the Glue job on local Spark vs the same transformation in DuckDB.
 
-``.venv/bin/python benchmarks/etl_engines.py [--sizes 1e5,1e6,1e7] [--engines spark,duckdb]``
+``.venv/bin/python benchmarks/etl_engines.py [--sizes 1e5,1e6,1e7] [--engines spark,spark-warm,duckdb]``
 
 * Generates one day per size (``devstack.datagen.generate_day``, ≈15.5 events per customer) once into the
   work dir (``raw/customers/dt=…/customers.csv``, ``raw/events/dt=…/events.jsonl``; cached by size + seed).
@@ -10,6 +10,10 @@
   as a subprocess too). Peak memory is the summed RSS of the job's whole process tree (the JVM and the
   Python workers included), sampled every 0.2 s; CPU seconds are the tree's user + system time (steadier
   than wall time on a shared machine).
+* ``spark-warm`` times the same script as the local stack runs it after its first Glue run: leased on a
+  shared warm JVM (:mod:`sagelake.local.spark_gateway`, started by this benchmark and warmed up by one
+  untimed run on the 1e5 day). Memory and CPU then count the gateway's JVM too (its CPU from the run's
+  start). ``spark`` is a cold start: a JVM of the run's own, as a run without a free gateway gets.
 * Verifies that DuckDB computes what the Glue job computes, on the 1e5 day: features (by customer_id,
   floats within 1e-9), processed events, quarantine counts by reason and every metric. Prints PASS/FAIL and
   exits 1 on FAIL.
@@ -52,6 +56,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import pyspark  # noqa: E402
 
+from devstack import warm_spark  # noqa: E402
 from devstack.datagen import generate_day  # noqa: E402
 from sagelake.lake.contracts import load_contracts, to_job_argument  # noqa: E402
 from sagelake.local import glue_runner  # noqa: E402
@@ -76,6 +81,8 @@ SORT_KEYS = {
 FLOAT_TOLERANCE = 1e-9
 SAMPLE_S = 0.2
 TIMEOUT_S = 3600
+ENGINES = ("spark", "spark-warm", "duckdb")
+WARM_UP_EVENTS = 100_000
 
 
 def parse_size(text: str) -> int:
@@ -141,22 +148,36 @@ def job_arguments(day: Path, out: Path) -> dict[str, str]:
 
 class PeakTreeRss:
     """Peak of the summed RSS of every descendant of this process (the job, its JVM, its workers), and
-    their CPU time (user + system, as last sampled per process)."""
+    their CPU time (user + system, as last sampled per process, less what a process had used at the start:
+    a warm gateway's earlier runs do not count). The process tree of ``gateway`` (a warm JVM's holder) is
+    counted only when ``count_gateway``: a run that does not use it is measured without it."""
 
-    def __init__(self) -> None:
+    def __init__(self, gateway: int | None = None, count_gateway: bool = False) -> None:
+        self.gateway, self.count_gateway = gateway, count_gateway
         self.peak = 0
         self._cpu: dict[int, float] = {}
+        self._cpu_before: dict[int, float] = {}
         self._me = psutil.Process()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     @property
     def cpu_s(self) -> float:
-        return sum(self._cpu.values())
+        return sum(cpu - self._cpu_before.get(pid, 0.0) for pid, cpu in self._cpu.items())
+
+    def _skipped(self) -> set[int]:
+        if self.gateway is None or self.count_gateway:
+            return set()
+        with contextlib.suppress(psutil.Error):
+            holder = psutil.Process(self.gateway)
+            return {holder.pid, *(p.pid for p in holder.children(recursive=True))}
+        return set()
 
     def _sample(self) -> int:
-        total = 0
+        total, skipped = 0, self._skipped()
         for proc in self._me.children(recursive=True):
+            if proc.pid in skipped:
+                continue
             with contextlib.suppress(psutil.Error), proc.oneshot():
                 total += proc.memory_info().rss
                 times = proc.cpu_times()
@@ -169,6 +190,8 @@ class PeakTreeRss:
             self._stop.wait(SAMPLE_S)
 
     def __enter__(self) -> PeakTreeRss:
+        self._sample()
+        self._cpu_before = dict(self._cpu)
         self._thread.start()
         return self
 
@@ -222,8 +245,21 @@ def glue_script(rev: str | None, work: Path) -> Path:
     return path
 
 
-def run_spark(day: Path, run_dir: Path, rev: str | None, work: Path) -> dict:
-    """The Glue script on local Spark exactly as the local runner runs it; wall seconds and peak tree RSS."""
+def run_spark(
+    day: Path,
+    run_dir: Path,
+    rev: str | None,
+    work: Path,
+    gateway: WarmGateway | None = None,
+    lease: bool = False,
+) -> dict:
+    """The Glue script on local Spark exactly as the local runner runs it; wall seconds and peak tree RSS.
+
+    ``lease``: run on ``gateway``'s warm JVM (the working tree's runner only) and measure it with the
+    gateway's processes; otherwise a running gateway's processes are left out of the figures.
+    """
+    holder = gateway.pid if gateway is not None else None
+    directory = gateway.directory if gateway is not None and lease else None
     runner = load_runner(rev, work)
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
@@ -232,7 +268,7 @@ def run_spark(day: Path, run_dir: Path, rev: str | None, work: Path) -> dict:
     logger.setLevel(logging.INFO)
     logger.addHandler(handler)
     try:
-        with PeakTreeRss() as rss:
+        with PeakTreeRss(holder, count_gateway=directory is not None) as rss:
             started = time.perf_counter()
             runner.run_glue_script(
                 glue_script(rev, work),
@@ -240,22 +276,53 @@ def run_spark(day: Path, run_dir: Path, rev: str | None, work: Path) -> dict:
                 None,  # local paths only: nothing to stage or publish
                 run_dir,
                 timeout_s=TIMEOUT_S,
+                **({"spark_gateway_dir": directory} if directory is not None else {}),
             )
             seconds = time.perf_counter() - started
     finally:
         logger.removeHandler(handler)
         handler.close()
+    if directory is not None and "On the warm Spark JVM" not in (run_dir / "job.log").read_text():
+        raise SystemExit(f"the run in {run_dir} did not lease the warm JVM of {directory}: see its job.log")
     return {"seconds": round(seconds, 2), "peak_mib": round(rss.peak / 2**20), "cpu_s": round(rss.cpu_s, 1)}
 
 
-def run_duckdb(day: Path, run_dir: Path) -> dict:
+class WarmGateway:
+    """A shared warm Spark JVM for ``spark-warm`` runs, started on first use and warmed up by one untimed run
+    of the script on the 1e5 day (as a stack's JVM is by its earlier runs); stopped on :meth:`close`."""
+
+    def __init__(self, work: Path, seed: int) -> None:
+        self.work, self.seed = work, seed
+        self.directory = work / "gateway"
+        self.pid: int | None = None
+
+    def start(self) -> None:
+        """Start and warm up the gateway unless it runs already."""
+        if self.pid is None:
+            log = self.work / "gateway.log"
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.pid = warm_spark.start(self.directory, log)
+            if self.pid is None:
+                raise SystemExit(f"a gateway is already running in {self.directory}")
+            warm_spark.wait_until_recorded(self.directory, self.pid, log)
+            print("warming the shared JVM up (one untimed run on the 1e5 day) ...", flush=True)
+            day = day_dir(self.work, WARM_UP_EVENTS, self.seed)
+            run_spark(day, self.work / "runs" / "warm-up", None, self.work, self, lease=True)
+
+    def close(self) -> None:
+        if self.pid is not None:
+            warm_spark.stop(self.pid)
+            self.pid = None
+
+
+def run_duckdb(day: Path, run_dir: Path, gateway: WarmGateway | None = None) -> dict:
     """The DuckDB twin as a subprocess (interpreter start included); wall seconds and peak tree RSS."""
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     cmd = [sys.executable, str(DUCKDB_SCRIPT)]
     for name, value in job_arguments(day, run_dir / "out").items():
         cmd += [name, value]
-    with open(run_dir / "job.log", "w") as log_file, PeakTreeRss() as rss:
+    with open(run_dir / "job.log", "w") as log_file, PeakTreeRss(gateway.pid if gateway else None) as rss:
         started = time.perf_counter()
         proc = subprocess.run(cmd, cwd=run_dir, stdout=log_file, stderr=subprocess.STDOUT, timeout=TIMEOUT_S)
         seconds = time.perf_counter() - started
@@ -407,21 +474,24 @@ def machine() -> dict:
 
 
 def table_rows(runs: list[dict]) -> list[dict]:
+    """One row per size: each engine's figures (``spark_warm_s`` for ``spark-warm``…) and each Spark
+    engine's wall and CPU ratio to DuckDB."""
     rows = []
     for size in dict.fromkeys(r["size"] for r in runs):
         by_engine = {r["engine"]: r for r in runs if r["size"] == size}
-        spark, duck = by_engine.get("spark"), by_engine.get("duckdb")
-        any_run = spark or duck
-        row = {"size": size, "events": any_run["events"]}
-        for engine, run in (("spark", spark), ("duckdb", duck)):
-            if run:
-                row[f"{engine}_s"] = run["seconds"]
-                row[f"{engine}_cpu_s"] = run["cpu_s"]
-                row[f"{engine}_peak_mib"] = run["peak_mib"]
-                row[f"{engine}_s_per_1e6_events"] = round(run["seconds"] / (run["events"] / 1e6), 2)
-        if spark and duck:
-            row["ratio_spark_duckdb"] = round(spark["seconds"] / duck["seconds"], 1)
-            row["cpu_ratio_spark_duckdb"] = round(spark["cpu_s"] / max(duck["cpu_s"], 0.1), 1)
+        row = {"size": size, "events": next(iter(by_engine.values()))["events"]}
+        for engine, run in by_engine.items():
+            key = engine.replace("-", "_")
+            row[f"{key}_s"] = run["seconds"]
+            row[f"{key}_cpu_s"] = run["cpu_s"]
+            row[f"{key}_peak_mib"] = run["peak_mib"]
+            row[f"{key}_s_per_1e6_events"] = round(run["seconds"] / (run["events"] / 1e6), 2)
+        duck = by_engine.get("duckdb")
+        for engine in ("spark", "spark-warm"):
+            spark, key = by_engine.get(engine), engine.replace("-", "_")
+            if spark and duck:
+                row[f"ratio_{key}_duckdb"] = round(spark["seconds"] / duck["seconds"], 2)
+                row[f"cpu_ratio_{key}_duckdb"] = round(spark["cpu_s"] / max(duck["cpu_s"], 0.1), 2)
         rows.append(row)
     return rows
 
@@ -431,16 +501,21 @@ def print_table(rows: list[dict]) -> None:
         ("size", "size"),
         ("events", "events"),
         ("spark_s", "Spark s"),
+        ("spark_warm_s", "warm s"),
         ("duckdb_s", "DuckDB s"),
         ("ratio_spark_duckdb", "ratio"),
+        ("ratio_spark_warm_duckdb", "warm ratio"),
         ("spark_cpu_s", "Spark CPU s"),
+        ("spark_warm_cpu_s", "warm CPU s"),
         ("duckdb_cpu_s", "DuckDB CPU s"),
         ("cpu_ratio_spark_duckdb", "CPU ratio"),
         ("spark_peak_mib", "Spark MiB"),
+        ("spark_warm_peak_mib", "warm MiB"),
         ("duckdb_peak_mib", "DuckDB MiB"),
         ("spark_s_per_1e6_events", "Spark s/1e6"),
         ("duckdb_s_per_1e6_events", "DuckDB s/1e6"),
     ]
+    columns = [(k, h) for k, h in columns if any(k in row for row in rows)]
     cells = [[h for _, h in columns]] + [[str(row.get(k, "-")) for k, _ in columns] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
     for r in cells:
@@ -492,30 +567,17 @@ def check_outputs(
     return checks
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1e5,1e6,1e7", help="events per day, comma-separated")
-    parser.add_argument("--engines", default="spark,duckdb")
-    parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--repeat", type=int, default=1, help="runs per size and engine (median time)")
-    parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK)
-    parser.add_argument("--label", default="current", help="name of these figures in the results file")
-    parser.add_argument("--spark-rev", help="time the Glue script and runner of this git revision")
-    parser.add_argument("--check-outputs", action="store_true", help="current vs --reference-rev outputs")
-    parser.add_argument("--check-sizes", default="1e5,1e6")
-    parser.add_argument("--reference-rev", default=REFERENCE_REV)
-    parser.add_argument("--no-save", action="store_true", help="print, do not write the results file")
-    args = parser.parse_args()
-    args.spark_rev, args.reference_rev = resolve_rev(args.spark_rev), resolve_rev(args.reference_rev)
-    sizes = [parse_size(s) for s in args.sizes.split(",") if s]
-    engines = [e for e in args.engines.split(",") if e]
-    work = args.work_dir.resolve()
-    runs_root = work / "runs" / args.label
-    spark_submit = load_runner(args.spark_rev, work).spark_submit_args(Path("<work>/spark-local"))
-    print(f"Spark: {spark_submit}", flush=True)
-
+def measure(
+    args: argparse.Namespace,
+    sizes: list[int],
+    engines: list[str],
+    work: Path,
+    runs_root: Path,
+    gateway: WarmGateway,
+    fresh: dict[str, Path],
+) -> list[dict]:
+    """Every engine on every size, ``args.repeat`` times each: one summary per size and engine."""
     runs = []
-    fresh: dict[str, Path] = {}  # this invocation's Spark runs of the working tree's script, by size
     for events in sizes:
         label = size_label(events)
         day = day_dir(work, events, args.seed)
@@ -529,11 +591,14 @@ def main() -> int:
                     else runs_root / f"{engine}-{label}-{i}"
                 )
                 if engine == "spark":
-                    measured.append(run_spark(day, run_dir, args.spark_rev, work))
+                    measured.append(run_spark(day, run_dir, args.spark_rev, work, gateway))
                     if args.spark_rev is None:
                         fresh[label] = run_dir
+                elif engine == "spark-warm":
+                    gateway.start()
+                    measured.append(run_spark(day, run_dir, None, work, gateway, lease=True))
                 else:
-                    measured.append(run_duckdb(day, run_dir))
+                    measured.append(run_duckdb(day, run_dir, gateway))
                 print(
                     f"{label} {engine}: {measured[-1]['seconds']} s, peak {measured[-1]['peak_mib']} MiB, "
                     f"CPU {measured[-1]['cpu_s']} s",
@@ -553,6 +618,45 @@ def main() -> int:
                 }
             )
 
+    return runs
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1e5,1e6,1e7", help="events per day, comma-separated")
+    parser.add_argument(
+        "--engines", help=f"of {', '.join(ENGINES)} (default: all; with --spark-rev: spark,duckdb)"
+    )
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per size and engine (median time)")
+    parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK)
+    parser.add_argument("--label", default="current", help="name of these figures in the results file")
+    parser.add_argument("--spark-rev", help="time the Glue script and runner of this git revision")
+    parser.add_argument("--check-outputs", action="store_true", help="current vs --reference-rev outputs")
+    parser.add_argument("--check-sizes", default="1e5,1e6")
+    parser.add_argument("--reference-rev", default=REFERENCE_REV)
+    parser.add_argument("--no-save", action="store_true", help="print, do not write the results file")
+    args = parser.parse_args()
+    args.spark_rev, args.reference_rev = resolve_rev(args.spark_rev), resolve_rev(args.reference_rev)
+    sizes = [parse_size(s) for s in args.sizes.split(",") if s]
+    default_engines = "spark,duckdb" if args.spark_rev else ",".join(ENGINES)
+    engines = [e for e in (args.engines or default_engines).split(",") if e]
+    unknown = sorted(set(engines) - set(ENGINES))
+    if unknown:
+        parser.error(f"unknown engine(s) {', '.join(unknown)}: choose from {', '.join(ENGINES)}")
+    if args.spark_rev and "spark-warm" in engines:
+        parser.error("--spark-rev times cold runs only: drop spark-warm from --engines")
+    work = args.work_dir.resolve()
+    runs_root = work / "runs" / args.label
+    spark_submit = load_runner(args.spark_rev, work).spark_submit_args(Path("<work>/spark-local"))
+    print(f"Spark: {spark_submit}", flush=True)
+
+    fresh: dict[str, Path] = {}  # this invocation's Spark runs of the working tree's script, by size
+    gateway = WarmGateway(work, args.seed)
+    try:
+        runs = measure(args, sizes, engines, work, runs_root, gateway, fresh)
+    finally:
+        gateway.close()
     payload: dict[str, Any] = {
         "machine": machine(),
         "spark_rev": args.spark_rev or "working tree",
@@ -563,12 +667,13 @@ def main() -> int:
         "table": table_rows(runs),
     }
     failed = False
-    if {"spark", "duckdb"} <= set(engines):
+    spark_engine = next((e for e in engines if e.startswith("spark")), None)
+    if spark_engine and "duckdb" in engines:
         small = min(sizes)
         if small != 100_000:
             print(f"note: verifying DuckDB on the {size_label(small)} day (1e5 not in --sizes)")
         verification = verify_duckdb(
-            runs_root / f"spark-{size_label(small)}" / "out",
+            runs_root / f"{spark_engine}-{size_label(small)}" / "out",
             runs_root / f"duckdb-{size_label(small)}" / "out",
         )
         payload["duckdb_verification"] = {"size": size_label(small), **verification}
