@@ -617,7 +617,6 @@ def measure(
                     "all_cpu_s": [m["cpu_s"] for m in measured],
                 }
             )
-
     return runs
 
 
