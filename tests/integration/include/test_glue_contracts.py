@@ -1,8 +1,9 @@
 """The Glue job reads its raw inputs by the schema contracts: each class of bad input, on local Spark.
 
-Inputs that must load run as cases of one driver process (one SparkSession, ``main`` called once per case);
-inputs that must fail are rejected by the pre-flight before Spark starts, so they run in-process here, plus
-once as a real ``python churn_features.py`` process to see its exit code and last printed line.
+Inputs that must load run as cases of one driver process (``main`` called once per case, on the session's
+warm Spark JVM); inputs that must fail are rejected by the pre-flight before Spark starts, so they run
+in-process here, plus once as a real ``python churn_features.py`` process to see its exit code and last
+printed line.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pytest
 from devstack.datagen import generate_day
 from sagelake.lake.contracts import load_contracts, to_job_argument
 from sagelake.local.glue_runner import spark_env
+from sagelake.local.spark_gateway import lease
 from tests.support.constants import GLUE_SCRIPT
 
 DT = "2024-05-17"
@@ -165,15 +167,20 @@ def load_cases(rows: list[dict], events: list[str]) -> dict[str, dict[str, dict[
 DRIVER = textwrap.dedent(
     """
     import json, runpy, sys
+    from pyspark import SparkContext
     script, plan_file, results_file = sys.argv[1:4]
     namespace = runpy.run_path(script, run_name="churn_features_driver")
     results = {}
-    for case in json.load(open(plan_file)):
-        try:
-            namespace["main"]([script, *case["argv"]])
-            results[case["name"]] = "ok"
-        except SystemExit as exit:
-            results[case["name"]] = f"exit: {exit.code}"
+    try:
+        for case in json.load(open(plan_file)):
+            try:
+                namespace["main"]([script, *case["argv"]])
+                results[case["name"]] = "ok"
+            except SystemExit as exit:
+                results[case["name"]] = f"exit: {exit.code}"
+    finally:  # on the shared JVM, leave no Spark context behind (as sagelake.local.spark_gateway.host)
+        if SparkContext._active_spark_context is not None:
+            SparkContext._active_spark_context.stop()
     json.dump(results, open(results_file, "w"))
     """
 )
@@ -202,8 +209,9 @@ def argv(args: dict[str, str]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def loads(tmp_path_factory, day):
-    """Run every loading case in one Spark process; return {case: (root, result)}."""
+def loads(tmp_path_factory, day, spark_gateway_dir):
+    """Run every loading case in one Spark driver, on the session's warm Spark JVM as local Glue runs do
+    (its own JVM if that one is busy); return {case: (root, result)}."""
     root = tmp_path_factory.mktemp("glue_contracts")
     rows, events, _ = day
     plan, roots = [], {}
@@ -215,14 +223,15 @@ def loads(tmp_path_factory, day):
     (root / "plan.json").write_text(json.dumps(plan))
     (root / "driver.py").write_text(DRIVER)
     (root / "spark").mkdir()
-    proc = subprocess.run(
-        [sys.executable, root / "driver.py", GLUE_SCRIPT, root / "plan.json", root / "results.json"],
-        env=spark_env(root / "spark"),
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    with lease(Path(spark_gateway_dir)) as gateway:
+        proc = subprocess.run(
+            [sys.executable, root / "driver.py", GLUE_SCRIPT, root / "plan.json", root / "results.json"],
+            env={**spark_env(root / "spark"), **(gateway.env() if gateway else {})},
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     log = proc.stdout[-4000:] + proc.stderr[-4000:]
     assert proc.returncode == 0, log
     results = json.loads((root / "results.json").read_text())

@@ -1,4 +1,4 @@
-"""The Glue job script on local Spark and local files: one Spark process runs it twice into the same output.
+"""The Glue job script on local Spark and local files: one Spark driver runs it twice into the same output.
 
 Every expectation is recomputed independently (pandas on the raw files) and compared with the real Parquet
 and JSON the script wrote.
@@ -22,6 +22,7 @@ import pytest
 from devstack.datagen import generate_day
 from sagelake.lake.contracts import load_contracts, to_job_argument
 from sagelake.local.glue_runner import spark_env
+from sagelake.local.spark_gateway import lease
 from tests.support.constants import GLUE_SCRIPT
 from tests.support.contract import FEATURES_SCHEMA
 
@@ -52,20 +53,26 @@ EXTRA_EVENTS = [
 DRIVER = textwrap.dedent(
     """
     import runpy, shutil, sys
+    from pyspark import SparkContext
     script, args_file, out_root, snapshot = sys.argv[1:5]
     args = open(args_file).read().split("\\n")
-    for run in (1, 2):
-        sys.argv = [script, *args]
-        runpy.run_path(script, run_name="__main__")
-        if run == 1:
-            shutil.copytree(out_root, snapshot)
+    try:
+        for run in (1, 2):
+            sys.argv = [script, *args]
+            runpy.run_path(script, run_name="__main__")
+            if run == 1:
+                shutil.copytree(out_root, snapshot)
+    finally:  # on the shared JVM, leave no Spark context behind (as sagelake.local.spark_gateway.host)
+        if SparkContext._active_spark_context is not None:
+            SparkContext._active_spark_context.stop()
     """
 )
 
 
 @pytest.fixture(scope="module")
-def job(tmp_path_factory):
-    """Generate a small day, run the script twice (same outputs), return paths, raw files and the log."""
+def job(tmp_path_factory, spark_gateway_dir):
+    """Generate a small day, run the script twice (same outputs) on the session's warm Spark JVM as local
+    Glue runs do (its own JVM if that one is busy), return paths, raw files and the log."""
     root = tmp_path_factory.mktemp("glue_script")
     files = generate_day(DT, n_customers=300, seed=11)
     (root / "in" / "customers").mkdir(parents=True)
@@ -86,14 +93,15 @@ def job(tmp_path_factory):
     (root / "args.txt").write_text("\n".join(part for k, v in args.items() for part in (f"--{k}", v)))
     (root / "driver.py").write_text(DRIVER)
     (root / "spark").mkdir()
-    proc = subprocess.run(
-        [sys.executable, root / "driver.py", GLUE_SCRIPT, root / "args.txt", root / "out", root / "run1"],
-        env=spark_env(root / "spark"),
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    with lease(Path(spark_gateway_dir)) as gateway:
+        proc = subprocess.run(
+            [sys.executable, root / "driver.py", GLUE_SCRIPT, root / "args.txt", root / "out", root / "run1"],
+            env={**spark_env(root / "spark"), **(gateway.env() if gateway else {})},
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return {"root": root, "files": files, "log": proc.stdout + proc.stderr}
 
