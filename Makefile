@@ -36,8 +36,9 @@ demo: venv  ## start the local stack, run the whole pipeline, print the result
 	$(RUN) -m devstack.demo
 
 # Test files run side by side on every core (pytest-xdist, one file per worker at a time: a module's
-# fixtures, such as a live stack, are built once), in collection order: the slow end-to-end files first,
-# not last (xdist's default puts files with few tests, i.e. those, at the end). TEST_WORKERS=0: one process.
+# fixtures are built once; tests/e2e/live/ is one unit, its tests share a live stack: tests/support/
+# xdist_units.py), in collection order: the slow end-to-end units first, not last (xdist's default puts
+# units with few tests, i.e. those, at the end). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= auto
 XDIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 

@@ -61,11 +61,27 @@ class AirflowApi:
     def unpause(self, dag_id: str) -> None:
         self._request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
 
+    def pause(self, dag_id: str) -> None:
+        self._request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": True})
+
+    def unpaused_dags(self) -> list[str]:
+        """The ids of the DAGs that are not paused."""
+        return [dag["dag_id"] for dag in self.get("/api/v2/dags", paused="false", limit=100)["dags"]]
+
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}")
 
     def dag_runs(self, dag_id: str, **query: Any) -> list[dict[str, Any]]:
         return self.get(f"/api/v2/dags/{dag_id}/dagRuns", **query)["dag_runs"]
+
+    def unfinished_runs(self) -> list[dict[str, Any]]:
+        """Every DAG's runs that are queued or running."""
+        return self.get("/api/v2/dags/~/dagRuns", state=["queued", "running"], limit=100)["dag_runs"]
+
+    def fail_run(self, dag_id: str, run_id: str) -> None:
+        """Mark a run failed (its unfinished tasks end), as "Mark as failed" in the UI does."""
+        run = urllib.parse.quote(run_id, safe="")
+        self._request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run}", {"state": "failed"})
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         run = urllib.parse.quote(run_id, safe="")
@@ -93,6 +109,14 @@ class AirflowApi:
             if "404" not in str(error):
                 raise
             self._request("POST", "/api/v2/variables", body)
+
+    def delete_variable(self, key: str) -> None:
+        """Remove the Airflow Variable ``key`` (nothing to do if there is none)."""
+        try:
+            self._request("DELETE", f"/api/v2/variables/{urllib.parse.quote(key)}")
+        except AirflowApiError as error:
+            if "404" not in str(error):
+                raise
 
     def _hitl_path(self, dag_id: str, run_id: str, task_id: str) -> str:
         run = urllib.parse.quote(run_id, safe="")

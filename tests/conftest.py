@@ -109,3 +109,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tier = item.path.relative_to(root).parts[0]
         if tier in TIERS:
             item.add_marker(tier)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadfile``: a unit per test file, one per shared folder (``tests/support/xdist_units.py``)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from tests.support.xdist_units import FileOrFolderScheduling
+
+    return FileOrFolderScheduling(config, log)

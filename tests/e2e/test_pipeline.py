@@ -85,8 +85,8 @@ def load_dag(dag_id: str):
     dag = bag.dags[dag_id]
     # Airflow 3.3.2's dag.test() cannot end a run of a DAG with a run deadline: DagRun.update_state looks
     # the alerts up by the ids the DAG processor stores, which dag.test() never stored ('dict' object has
-    # no attribute 'hex'). The live-stack tests (test_event_stack, test_approval_stack) run these DAGs with
-    # their deadlines through a real scheduler; tests/integration/monitoring tests the alert itself.
+    # no attribute 'hex'). The live-stack tests (tests/e2e/live/) run these DAGs with their deadlines
+    # through a real scheduler; tests/integration/monitoring tests the alert itself.
     dag.deadline = None
     return dag
 

@@ -1,9 +1,19 @@
-"""Waiting on runs of a live local stack through Airflow's REST API."""
+"""The live local stack the end-to-end tests of ``tests/e2e/live`` share: what its tests agree on,
+and waiting on its runs through Airflow's REST API."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+
+# The days each test of the group lands or publishes (the approval test needs the newest published ones).
+LIVE_DAYS = {
+    "events": ("2026-11-18", "2026-11-19"),
+    "restart": ("2026-11-20",),
+    "approval": ("2026-11-26", "2026-11-27"),
+}
+# Settings every Airflow process of the live stack starts with (they are read by its workers): small tuning.
+LIVE_ENV = {"SAGELAKE_TUNING_MAX_JOBS": "2", "SAGELAKE_TUNING_MAX_PARALLEL": "2"}
 
 
 def wait_for_run(api, dag_id: str, run_id: str, timeout_s: float) -> dict:

@@ -11,23 +11,13 @@ import time
 
 import pytest
 
-from tests.support.live_stack import run_report, wait_for_run
+from tests.support.live_stack import LIVE_DAYS, run_report, wait_for_run
 
 pytestmark = pytest.mark.e2e
 
-OLD, NEWER = "2026-10-01", "2026-10-02"
+OLD, NEWER = LIVE_DAYS["approval"]
 PERSON_DELAY_S = 8
 DAG = "churn_train_deploy"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def small_tuning(tmp_path_factory: pytest.TempPathFactory):
-    """Two trials, side by side: the stack's workers inherit the test's environment."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SAGELAKE_TUNING_MAX_JOBS", "2")
-    mp.setenv("SAGELAKE_TUNING_MAX_PARALLEL", "2")
-    yield
-    mp.undo()
 
 
 def wait_for_task_state(live, run_id: str, task_id: str, state: str, timeout_s: float) -> dict:
@@ -49,7 +39,7 @@ def wait_for_task_state(live, run_id: str, task_id: str, state: str, timeout_s: 
     raise AssertionError(f"{task_id} never reached {state}: " + run_report(api, live["stack"], DAG, run_id))
 
 
-def test_a_person_approves_an_old_day_and_rejects_an_uncompared_challenger(small_tuning, live) -> None:
+def test_a_person_approves_an_old_day_and_rejects_an_uncompared_challenger(live) -> None:
     from devstack import stack as local_stack
     from sagelake.config.settings import default_params, deployment_settings
     from sagelake.lake import catalog

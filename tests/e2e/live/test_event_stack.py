@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.support.constants import ACCOUNT_ID
-from tests.support.live_stack import run_report, wait_for_run
+from tests.support.live_stack import LIVE_DAYS, run_report, wait_for_run
 
 pytestmark = pytest.mark.e2e
 
-DT = "2026-11-18"
+DT, OTHER_DT = LIVE_DAYS["events"]
 
 
 def rejected_bodies(api, timeout_s: float) -> list[str]:
@@ -86,7 +86,7 @@ def test_both_files_events_at_once_publish_one_version_and_a_replay_publishes_no
     from sagelake.lake.layout import Lake, split_s3_uri
 
     api, s3, stack = live["api"], live["s3"], live["stack"]
-    day = "2026-11-19"
+    day = OTHER_DT
     lake = Lake("sagelake-lake")
     uris = land_day(s3, lake, day, generate_day(day, n_customers=700))
     api.wait_for_dag("churn_prepare")

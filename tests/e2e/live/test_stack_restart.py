@@ -10,10 +10,11 @@ import pytest
 
 from tests.support.constants import ACCOUNT_ID, REGION
 from tests.support.lake_days import features, publish_day
+from tests.support.live_stack import LIVE_DAYS
 
 pytestmark = pytest.mark.e2e
 
-DT = "2026-11-20"
+(DT,) = LIVE_DAYS["restart"]
 QUERY = f"SELECT customer_id, churned FROM churn_features WHERE dt = '{DT}' ORDER BY customer_id"
 
 
@@ -49,6 +50,7 @@ def test_a_restart_keeps_the_published_day_and_the_runs_it_answers_for(live) -> 
 
     # an event for the day (the DAG stays paused, so its run waits, queued, and changes nothing)
     api.wait_for_dag("churn_prepare")
+    assert "churn_prepare" not in api.unpaused_dags()
     bucket, key = split_s3_uri(uris[-1])
     event = object_created_event(
         bucket, key, 1, "etag", region=local_stack.REGION, account=ACCOUNT_ID, time=datetime.now(UTC)
