@@ -72,9 +72,6 @@ def stack(control_plane_url: str, tmp_path_factory: pytest.TempPathFactory):
     challenger_url = train_script_model(
         s3, bucket, tmp_path_factory.mktemp("challenger"), f"challenger-{tag}", rows=120
     )
-    pending_url = train_script_model(
-        s3, bucket, tmp_path_factory.mktemp("pending"), f"pending-{tag}", rows=120
-    )
     endpoint = f"prod-{tag}"
     deploy(sagemaker, endpoint, SKLEARN_IMAGE_URI, champion_url)  # the champion, variant "primary"
     for name, value in {
@@ -100,7 +97,8 @@ def stack(control_plane_url: str, tmp_path_factory: pytest.TempPathFactory):
         "endpoint": endpoint,
         "champion_url": champion_url,
         "challenger": register_version(sagemaker, SKLEARN_IMAGE_URI, challenger_url),
-        "pending": register_version(sagemaker, SKLEARN_IMAGE_URI, pending_url, "PendingManualApproval"),
+        # the same artefact as a version no one approved yet: the DAG must refuse it by its status alone
+        "pending": register_version(sagemaker, SKLEARN_IMAGE_URI, challenger_url, "PendingManualApproval"),
     }
     server.shutdown()
     mp.undo()
@@ -144,7 +142,7 @@ def test_an_ab_test_compares_the_variants_and_ends_on_the_champion(stack) -> Non
 
     def traffic() -> None:  # production traffic while the run observes, customer ids included
         i = 0
-        while not stop.wait(0.01):
+        while not stop.wait(0.05):  # ≈20 requests a second: hundreds per variant in the minute
             try:
                 answer = stack["runtime"].invoke_endpoint(
                     EndpointName=stack["endpoint"],
