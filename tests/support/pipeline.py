@@ -65,9 +65,6 @@ _MIGRATED: set[str] = set()
 def use_local_target(mp, control_plane_url: str, endpoint_url: str = "http://127.0.0.1:9") -> None:
     """Point DAG runs (``dag.test``) at the local control plane, on the local target, with a migrated
     metadata DB (once per session). ``mp``: a ``pytest.MonkeyPatch`` the caller undoes."""
-    import os
-    import subprocess
-    import sys
 
     from devstack.stack import aws_connection
 
@@ -79,6 +76,15 @@ def use_local_target(mp, control_plane_url: str, endpoint_url: str = "http://127
         "AIRFLOW_CONN_AWS_DEFAULT": aws_connection(control_plane_url, endpoint_url),
     }.items():
         mp.setenv(key, value)
+    migrate_metadata_db()
+
+
+def migrate_metadata_db() -> None:
+    """``airflow db migrate`` on this session's metadata DB, once per test process."""
+    import os
+    import subprocess
+    import sys
+
     database = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     if database not in _MIGRATED:
         subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)

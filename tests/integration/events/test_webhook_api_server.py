@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -20,6 +18,7 @@ import pytest
 
 from tests.support import sample_events
 from tests.support.network import free_port
+from tests.support.pipeline import migrate_metadata_db
 
 API_KEY = "test-webhook-key-0123456789"
 
@@ -31,7 +30,7 @@ def server():
 
     mp = pytest.MonkeyPatch()
     mp.setenv("AIRFLOW_CONN_EVENTBRIDGE_WEBHOOK", json.dumps({"conn_type": "generic", "password": API_KEY}))
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+    migrate_metadata_db()
     from airflow.api_fastapi.app import create_app
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db

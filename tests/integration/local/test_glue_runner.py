@@ -175,7 +175,9 @@ def test_bad_arguments_are_rejected_before_running(s3, bucket, tmp_path):
 
 
 @pytest.mark.spark
-def test_churn_job_through_the_runner_replaces_the_day(s3, bucket, tmp_path):
+def test_churn_job_through_the_runner_replaces_the_day(s3, bucket, tmp_path, spark_gateway_dir):
+    """The real Glue script, on the session's warm Spark JVM as the local stack runs it (a run on a JVM of its
+    own computes the same: tests/integration/local/test_spark_gateway.py)."""
     lake = Lake(bucket)
     files = generate_day(DT, n_customers=200, seed=5)
     land_day(s3, lake, DT, files)
@@ -194,7 +196,9 @@ def test_churn_job_through_the_runner_replaces_the_day(s3, bucket, tmp_path):
         "--output_metrics": lake.etl_metrics(DT),
         "--job-bookmark-option": "job-bookmark-disable",
     }
-    result = run_glue_script(GLUE_SCRIPT, args, s3, tmp_path / "work")
+    result = run_glue_script(
+        GLUE_SCRIPT, args, s3, tmp_path / "work", spark_gateway_dir=Path(spark_gateway_dir)
+    )
 
     assert sorted(result.outputs) == sorted(name[2:] for name in args if name.startswith("--output_"))
     for name, uris in result.outputs.items():
