@@ -112,7 +112,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log):
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object):
     """``--dist loadfile``: a unit per test file, one per shared folder (``tests/support/xdist_units.py``)."""
     if config.getvalue("dist") != "loadfile":
         return None

@@ -78,7 +78,7 @@ def live(tmp_path_factory: pytest.TempPathFactory):
     }
     yield clients
     if _LIVE.stack is stack:  # still up (a failed restart leaves nothing to tidy)
-        api = AirflowApi(stack.airflow_url, local_stack.LOCAL_USER, local_stack.LOCAL_PASSWORD)
+        api = clients["api"]  # its token outlives a restart: the secret is in the stack's airflow.cfg
         for dag_id in api.unpaused_dags():
             api.pause(dag_id)
         for run in api.unfinished_runs():  # or it would start (or go on) in the next test
