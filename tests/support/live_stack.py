@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-# The days each test of the group lands or publishes (the approval test needs the newest published ones).
+# The days each test of tests/e2e/live lands or publishes (the approval test needs the newest published ones).
 LIVE_DAYS = {
     "events": ("2026-11-18", "2026-11-19"),
     "restart": ("2026-11-20",),

@@ -26,8 +26,8 @@ import pytest
 from devstack.datagen import generate_day
 from sagelake.lake.contracts import load_contracts, to_job_argument
 from sagelake.local.glue_runner import spark_env
-from sagelake.local.spark_gateway import lease
 from tests.support.constants import GLUE_SCRIPT
+from tests.support.spark_driver import STOP_CONTEXT_AT_EXIT, run_driver
 
 DT = "2024-05-17"
 OUTPUTS = ("output_features", "output_processed_events", "output_quarantine", "output_metrics")
@@ -164,23 +164,18 @@ def load_cases(rows: list[dict], events: list[str]) -> dict[str, dict[str, dict[
     }
 
 
-DRIVER = textwrap.dedent(
+DRIVER = STOP_CONTEXT_AT_EXIT + textwrap.dedent(
     """
     import json, runpy, sys
-    from pyspark import SparkContext
     script, plan_file, results_file = sys.argv[1:4]
     namespace = runpy.run_path(script, run_name="churn_features_driver")
     results = {}
-    try:
-        for case in json.load(open(plan_file)):
-            try:
-                namespace["main"]([script, *case["argv"]])
-                results[case["name"]] = "ok"
-            except SystemExit as exit:
-                results[case["name"]] = f"exit: {exit.code}"
-    finally:  # on the shared JVM, leave no Spark context behind (as sagelake.local.spark_gateway.host)
-        if SparkContext._active_spark_context is not None:
-            SparkContext._active_spark_context.stop()
+    for case in json.load(open(plan_file)):
+        try:
+            namespace["main"]([script, *case["argv"]])
+            results[case["name"]] = "ok"
+        except SystemExit as exit:
+            results[case["name"]] = f"exit: {exit.code}"
     json.dump(results, open(results_file, "w"))
     """
 )
@@ -222,16 +217,8 @@ def loads(tmp_path_factory, day, spark_gateway_dir):
         plan.append({"name": name, "argv": argv(args)})
     (root / "plan.json").write_text(json.dumps(plan))
     (root / "driver.py").write_text(DRIVER)
-    (root / "spark").mkdir()
-    with lease(Path(spark_gateway_dir)) as gateway:
-        proc = subprocess.run(
-            [sys.executable, root / "driver.py", GLUE_SCRIPT, root / "plan.json", root / "results.json"],
-            env={**spark_env(root / "spark"), **(gateway.env() if gateway else {})},
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+    driver = [root / "driver.py", GLUE_SCRIPT, root / "plan.json", root / "results.json"]
+    proc = run_driver(driver, root, spark_gateway_dir)
     log = proc.stdout[-4000:] + proc.stderr[-4000:]
     assert proc.returncode == 0, log
     results = json.loads((root / "results.json").read_text())

@@ -9,8 +9,6 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -21,10 +19,9 @@ import pytest
 
 from devstack.datagen import generate_day
 from sagelake.lake.contracts import load_contracts, to_job_argument
-from sagelake.local.glue_runner import spark_env
-from sagelake.local.spark_gateway import lease
 from tests.support.constants import GLUE_SCRIPT
 from tests.support.contract import FEATURES_SCHEMA
+from tests.support.spark_driver import STOP_CONTEXT_AT_EXIT, run_driver
 
 DT = "2024-05-17"
 OUTPUTS = ("output_features", "output_processed_events", "output_quarantine", "output_metrics")
@@ -50,21 +47,16 @@ EXTRA_EVENTS = [
     ),
 ]
 
-DRIVER = textwrap.dedent(
+DRIVER = STOP_CONTEXT_AT_EXIT + textwrap.dedent(
     """
     import runpy, shutil, sys
-    from pyspark import SparkContext
     script, args_file, out_root, snapshot = sys.argv[1:5]
     args = open(args_file).read().split("\\n")
-    try:
-        for run in (1, 2):
-            sys.argv = [script, *args]
-            runpy.run_path(script, run_name="__main__")
-            if run == 1:
-                shutil.copytree(out_root, snapshot)
-    finally:  # on the shared JVM, leave no Spark context behind (as sagelake.local.spark_gateway.host)
-        if SparkContext._active_spark_context is not None:
-            SparkContext._active_spark_context.stop()
+    for run in (1, 2):
+        sys.argv = [script, *args]
+        runpy.run_path(script, run_name="__main__")
+        if run == 1:
+            shutil.copytree(out_root, snapshot)
     """
 )
 
@@ -92,16 +84,11 @@ def job(tmp_path_factory, spark_gateway_dir):
     }
     (root / "args.txt").write_text("\n".join(part for k, v in args.items() for part in (f"--{k}", v)))
     (root / "driver.py").write_text(DRIVER)
-    (root / "spark").mkdir()
-    with lease(Path(spark_gateway_dir)) as gateway:
-        proc = subprocess.run(
-            [sys.executable, root / "driver.py", GLUE_SCRIPT, root / "args.txt", root / "out", root / "run1"],
-            env={**spark_env(root / "spark"), **(gateway.env() if gateway else {})},
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+    proc = run_driver(
+        [root / "driver.py", GLUE_SCRIPT, root / "args.txt", root / "out", root / "run1"],
+        root,
+        spark_gateway_dir,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return {"root": root, "files": files, "log": proc.stdout + proc.stderr}
 
