@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sagelake.config.settings import spark_java_options
 from sagelake.lake.layout import split_s3_uri
 from sagelake.local import spark_gateway
 from sagelake.local.java import find_java_home
@@ -62,9 +63,6 @@ SPARK_CONF = {
     # each cache is read a few times within one run.
     "spark.sql.inMemoryColumnarStorage.compressed": "false",
 }
-# C2 (the JVM's default tiered compilation) stays on: C1 alone ran a 1e7-event day 1.8x slower (224 vs 123
-# CPU-seconds); the parallel collector keeps GC pauses short on a multi-GiB heap.
-DRIVER_JAVA_OPTIONS = "-XX:+UseParallelGC"
 
 
 class GlueRunError(RuntimeError):
@@ -115,7 +113,7 @@ def spark_submit_args(local_dir: Path | None = None) -> str:
         "--driver-memory",
         DRIVER_MEMORY,
         "--driver-java-options",
-        DRIVER_JAVA_OPTIONS,
+        spark_java_options(),
     ]
     for key, value in conf.items():
         args += ["--conf", f"{key}={value}"]
