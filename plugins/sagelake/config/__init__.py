@@ -1,1 +1,2 @@
-"""Configuration: the deployment target, pipeline settings from the environment, and DAG params."""
+"""Configuration: the deployment target, pipeline settings from the environment, DAG params, and the
+process's AWS SDK data loader."""
