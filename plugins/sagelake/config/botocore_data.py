@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 import botocore
@@ -40,3 +41,19 @@ def share_loaders() -> None:
         if not _REGISTERED:
             botocore.register_initializer(_use_shared_loader)
             _REGISTERED = True
+
+
+def warm_up(services: Iterable[str], region: str = "us-east-1") -> None:
+    """Parse now what a client of each of ``services`` needs, into the shared loader (no request is made):
+    a process that forks workers does it once for all of them."""
+    import boto3
+
+    share_loaders()
+    session = boto3.Session(region_name=region, aws_access_key_id="-", aws_secret_access_key="-")
+    for service in services:
+        session.client(service)
+
+
+def parsed_services() -> set[str]:
+    """The services whose model the shared loader of the default data path holds."""
+    return {key[1] for key in _loader(None)._cache if key[0] == "load_service_model"}

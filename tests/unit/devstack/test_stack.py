@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from devstack import stack
-from tests.support.constants import ACCOUNT_ID
+from tests.support.constants import ACCOUNT_ID, ROOT
 
 
 def test_occupied_port_is_a_clear_error(tmp_path) -> None:
@@ -95,17 +95,20 @@ def test_bad_port_setting_is_a_clear_error(monkeypatch, value) -> None:
 def test_only_the_scheduler_preloads_what_tasks_import(tmp_path, monkeypatch, argv, preloaded) -> None:
     """Its LocalExecutor's task processes are forked from it; the other Airflow processes skip the cost."""
     monkeypatch.setattr(stack, "PRELOADED_MODULES", ("json.tool", "no_such_module_anywhere"))
+    monkeypatch.setattr(stack, "PRELOADED_AWS_SERVICES", ("sqs", "glue"))
     path = stack.write_local_settings(stack.Stack(local_dir=tmp_path))
     assert path == tmp_path / "airflow" / "config" / "airflow_local_settings.py"
     probe = (  # sys.argv as the Airflow process has it: [airflow, command]
         "import os, runpy, sys; sys.argv = sys.argv[1:]; settings = runpy.run_path(os.environ['SETTINGS']); "
-        "print('json.tool' in sys.modules, settings['__all__'])"
+        "from sagelake.config.botocore_data import parsed_services; "
+        "print('json.tool' in sys.modules, settings['__all__'], sorted(parsed_services()))"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe, *argv],
-        env={"SETTINGS": str(path), "PATH": "/usr/bin:/bin"},
+        env={"SETTINGS": str(path), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT / "plugins")},
         capture_output=True,
         text=True,
         check=True,
-    ).stdout.split()
-    assert out == [str(preloaded), "[]"]  # a missing module is skipped; no name is taken for a policy
+    ).stdout.split(" ", 2)
+    # a missing module is skipped; no name is taken for a policy; the services' models are parsed
+    assert out == [str(preloaded), "[]", "['glue', 'sqs']\n" if preloaded else "[]\n"]
