@@ -10,7 +10,7 @@ RUN    := PYTHONPATH=plugins:. $(BIN)/python
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt -r requirements-dev.txt
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.txt -r requirements-dev.txt
 	@touch $(STAMP)
 
 # The framework containers' pinned versions (sagelake.local.framework_env): local jobs and endpoints run
