@@ -1,7 +1,8 @@
 """Benchmarks of the local target (figures, not tests): ``make benchmark`` or ``python benchmarks/run.py``.
 
 Reports, on this machine:
-- DAG parse time per file (median of 5 fresh-interpreter DagBag fills);
+- DAG parse time per file, as Airflow's DAG processor parses it and in a fresh interpreter
+  (``benchmarks/dag_parse.py``);
 - warm demo wall time: stack start → first prediction (``make down`` first, venv present);
 - peak memory (RSS summed over the demo and every process of the local stack) during that demo;
 - with ``--cold``: cold ``make demo`` wall time in a fresh clone (new venv, new .local/).
@@ -15,7 +16,6 @@ import contextlib
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,39 +23,11 @@ import threading
 import time
 from pathlib import Path
 
+import dag_parse  # benchmarks/, beside this file
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
-
-PARSE = (
-    "import sys, time; from airflow.dag_processing.dagbag import DagBag; t=time.perf_counter(); "
-    "b=DagBag(dag_folder=sys.argv[1]); assert not b.import_errors, b.import_errors; "
-    "print(time.perf_counter()-t)"
-)
-
-
-def dag_parse_times(repeats: int = 5) -> dict[str, float]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{ROOT / 'plugins'}",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW_HOME": tempfile.mkdtemp(prefix="bench-airflow-"),
-    }
-    times = {}
-    for path in sorted((ROOT / "dags").glob("*.py")):
-        runs = [
-            float(
-                subprocess.run(
-                    [PY, "-c", PARSE, str(path)], env=env, capture_output=True, text=True, check=True
-                )
-                .stdout.strip()
-                .splitlines()[-1]
-            )
-            for _ in range(repeats)
-        ]
-        times[path.name] = round(statistics.median(runs), 3)
-    return times
 
 
 class PeakRss:
@@ -127,8 +99,8 @@ def main() -> None:
             "mem_gib": round(psutil.virtual_memory().total / 2**30),
         }
     }
-    print("DAG parse time per file (s):", flush=True)
-    results["dag_parse_s"] = dag_parse_times()
+    print("DAG parse time per file (s), in the DAG processor and cold:", flush=True)
+    results["dag_parse_s"] = {"in_processor": dag_parse.in_processor_times(), "cold": dag_parse.cold_times()}
     print(json.dumps(results["dag_parse_s"], indent=2), flush=True)
     print("warm demo (stack start → first prediction):", flush=True)
     results["warm_demo"] = timed_demo(ROOT, ["make", "demo"])

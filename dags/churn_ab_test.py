@@ -37,13 +37,12 @@ from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
-from airflow.sdk import Param, TriggerRule, dag, task
+from airflow.sdk import TriggerRule, dag, task
 
-from sagelake.config.params import task_defaults
+from sagelake.config.params import param, setting_params, task_defaults
 from sagelake.config.settings import (
     AWS_CONN_ID,
     ab_test_settings,
-    default_params,
     deployment_settings,
     model_settings,
     rollout_settings,
@@ -232,19 +231,19 @@ def deploy(task_id: str, config: Any, **kwargs: Any) -> DeployEndpointOperator:
     catchup=False,
     max_active_runs=1,  # one test at a time on the production endpoint
     params={
-        "model_package_arn": Param(
+        "model_package_arn": param(
             type="string",
             pattern=r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/.+/\d+$",
             description="The challenger: an Approved version of the model package group.",
         ),
-        "labels_dt": Param(
+        "labels_dt": param(
             None,
             type=["null", "string"],
             pattern=r"^\d{4}-\d{2}-\d{2}$",
             description="A published churn_features day labelling the tested customers (churned); "
             "empty: no outcome test, the champion stays.",
         ),
-        **{name: Param(value) for name, value in default_params().items()},
+        **setting_params(),
     },
     default_args=task_defaults("ml-engineering"),
     tags=["sagelake", "sagemaker", "deployment", "ab-test"],

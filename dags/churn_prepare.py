@@ -42,9 +42,9 @@ from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import Param, TriggerRule, dag, task
+from airflow.sdk import TriggerRule, dag, task
 
-from sagelake.config.params import pipeline_params, task_defaults
+from sagelake.config.params import param, pipeline_params, task_defaults
 from sagelake.config.settings import AWS_CONN_ID, CHECKS_DIR, GLUE_SCRIPT, SQL_DIR, deployment_settings
 from sagelake.lake.assets import curated_features
 from sagelake.lake.contracts import load_contracts, to_job_argument
@@ -194,7 +194,7 @@ def clean_up(dt: str, params: dict[str, Any], run_id: str) -> list[str]:
     template_searchpath=[str(SQL_DIR)],
     params={
         **pipeline_params(dt_fallback="the run's logical date"),
-        "reprocess": Param(False, type="boolean", description="Process even an input already published."),
+        "reprocess": param(False, type="boolean", description="Process even an input already published."),
     },
     default_args=task_defaults("data-engineering", retries=2),
     deadline=deadline_alert("churn_prepare"),

@@ -41,9 +41,9 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import Param, TriggerRule, dag, task
+from airflow.sdk import TriggerRule, dag, task
 
-from sagelake.config.params import pipeline_params, task_defaults
+from sagelake.config.params import param, pipeline_params, task_defaults
 from sagelake.config.settings import AWS_CONN_ID, deployment_settings, model_settings, rollout_settings
 from sagelake.lake.assets import curated_features
 from sagelake.ml.algorithms import ALGORITHMS
@@ -400,7 +400,7 @@ def autoscale(deployed: dict[str, Any]) -> dict[str, Any]:
     max_active_runs=1,
     params={
         **pipeline_params(dt_fallback="the triggering asset event's"),
-        "algorithm": Param(
+        "algorithm": param(
             str(MODEL["algorithm"]),
             enum=list(ALGORITHMS),
             description="sklearn: script mode (scikit-learn container); xgboost: built-in XGBoost.",

@@ -30,9 +30,9 @@ from typing import Any
 
 from airflow.providers.amazon.aws.hooks.athena import AthenaHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 
-from sagelake.config.params import task_defaults
+from sagelake.config.params import param, task_defaults
 from sagelake.config.settings import AWS_CONN_ID, default_params
 
 DEFAULTS = default_params()
@@ -97,11 +97,11 @@ def verify_lake_setup(params: dict[str, Any]) -> dict[str, Any]:
     catchup=False,
     max_active_runs=1,
     params={
-        "bucket": Param(DEFAULTS["bucket"], type="string", description="The lake bucket (it must exist)."),
-        "athena_workgroup": Param(
+        "bucket": param(DEFAULTS["bucket"], type="string", description="The lake bucket (it must exist)."),
+        "athena_workgroup": param(
             DEFAULTS["athena_workgroup"], type="string", description="Athena workgroup to create or update."
         ),
-        "dry_run": Param(False, type="boolean", description="Only print what would change."),
+        "dry_run": param(False, type="boolean", description="Only print what would change."),
     },
     default_args=task_defaults("data-engineering"),
     tags=["sagelake", "lake", "setup", "s3", "athena"],

@@ -18,11 +18,11 @@ from airflow.providers.amazon.aws.operators.sagemaker import (
 )
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.sdk import Param
 from airflow.sdk.exceptions import AirflowFailException
 from botocore.exceptions import ClientError
 
 from sagelake.aws_errors import has_code
+from sagelake.config.params import param
 from sagelake.config.target import is_local
 from sagelake.ml.approval import (
     APPROVED,
@@ -278,7 +278,7 @@ class PersonApprovalOperator(ApprovalOperator):
     ) -> None:
         kwargs.setdefault("defaults", ApprovalOperator.REJECT)
         kwargs.setdefault(
-            "params", {"reason": Param("", type="string", description="Why: written to the model registry.")}
+            "params", {"reason": param("", type="string", description="Why: written to the model registry.")}
         )
         super().__init__(**kwargs)
         self.model_package_arn = model_package_arn

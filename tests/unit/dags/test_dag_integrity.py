@@ -36,6 +36,10 @@ def report(path):
             "tags": sorted(dag.tags), "doc": bool(dag.doc_md and dag.doc_md.strip()),
             "doc_is_module_docstring": dag.doc_md == module_doc,
             "tasks": {t.task_id: {"owner": t.owner, "retries": t.retries} for t in dag.tasks},
+            "params_without_dialect": sorted(
+                f"{t.task_id}.{name}" for t in dag.tasks for name, param in t.params.items()
+                if "$schema" not in param.schema
+            ),
         }
     return out
 
@@ -115,6 +119,13 @@ def test_every_dag_has_tags_doc_owner_and_retries(parsed: dict) -> None:
             assert task["owner"] not in ("", "airflow"), f"{dag_id}.{task_id} has no owner"
             if not task_id.startswith("check_"):  # a violated data check is not retried: data won't change
                 assert task["retries"] >= 1, f"{dag_id}.{task_id} has no retries"
+
+
+def test_every_param_names_its_json_schema_dialect(parsed: dict) -> None:
+    """Airflow validates each param of each task at every parse and task start; without ``$schema`` that
+    costs a check against the draft 2020-12 meta-schema (``sagelake.config.params.param``)."""
+    for dag_id, dag in parsed["dags"].items():
+        assert dag["params_without_dialect"] == [], dag_id
 
 
 PLUGINS = r"""
