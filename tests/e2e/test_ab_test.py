@@ -142,7 +142,7 @@ def test_an_ab_test_compares_the_variants_and_ends_on_the_champion(stack) -> Non
 
     def traffic() -> None:  # production traffic while the run observes, customer ids included
         i = 0
-        while not stop.wait(0.05):  # ≈20 requests a second: hundreds per variant in the minute
+        while not stop.wait(0.1):  # ≈10 requests a second: hundreds per variant in the minute
             try:
                 answer = stack["runtime"].invoke_endpoint(
                     EndpointName=stack["endpoint"],
