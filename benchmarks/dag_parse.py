@@ -74,8 +74,10 @@ print(json.dumps({Path(p).name: round(statistics.median(t), 3) for p, t in times
 
 
 def _env() -> dict[str, str]:
+    # Python may cache the DAG files' and plugins' bytecode, as it does by default (a machine that sets
+    # PYTHONDONTWRITEBYTECODE would otherwise compile them from source at every parse)
     return {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"},
         "PYTHONPATH": f"{ROOT / 'plugins'}",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW_HOME": tempfile.mkdtemp(prefix="bench-airflow-"),

@@ -13,6 +13,8 @@ LIVE_DAYS = {
     "approval": ("2026-11-26", "2026-11-27"),
 }
 # Settings every Airflow process of the live stack starts with (they are read by its workers): small tuning.
+# (Not a longer DAG parse interval: a DAG's AssetWatcher starts only when its file is parsed after the DAG is
+# unpaused, so the SQS path waits for that parse; with an hour between parses the events test timed out.)
 LIVE_ENV = {"SAGELAKE_TUNING_MAX_JOBS": "2", "SAGELAKE_TUNING_MAX_PARALLEL": "2"}
 
 
