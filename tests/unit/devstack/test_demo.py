@@ -204,6 +204,43 @@ def test_the_runs_beside_training_are_followed_afterwards_and_every_stage_is_tim
     assert "warehouse_load failed" in capsys.readouterr().err
 
 
+def test_follow_asks_for_the_run_state_only_once_no_task_is_left_to_run(monkeypatch, capsys) -> None:
+    from devstack import demo
+
+    class Running:
+        """A run whose one task is queued, then running for two polls, then done."""
+
+        def __init__(self) -> None:
+            self.states = iter(["queued", "running", "running", "success"])
+            self.run_asked_after: list[str] = []
+            self.state = "none"
+
+        def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+            self.state = next(self.states, self.state)
+            return [{"task_id": "only", "state": self.state}, {"task_id": "branch", "state": "skipped"}]
+
+        def dag_run(self, dag_id: str, run_id: str) -> dict:
+            self.run_asked_after.append(self.state)
+            return {"state": "success" if self.state == "success" else "running"}
+
+    monkeypatch.setattr(demo, "POLL_S", 0.0)
+    api = Running()
+    assert demo.follow(api, "churn_prepare", "run-1", timeout_s=5) == "success"
+    assert api.run_asked_after == ["success"]  # not at every poll while a task was queued or running
+    assert [line.split()[-1] for line in capsys.readouterr().out.splitlines()] == [
+        "queued",
+        "skipped",
+        "running",
+        "success",
+    ]
+
+    # a run that ends with tasks left to run (marked failed, say) is seen at the next periodic ask
+    monkeypatch.setattr(demo, "RUN_STATE_EVERY_S", 0.0)
+    api = Running()
+    api.dag_run = lambda dag_id, run_id: {"state": "failed"}
+    assert demo.follow(api, "churn_prepare", "run-1", timeout_s=5) == "failed"
+
+
 def test_follow_pipeline_stops_at_the_first_failed_run(capsys) -> None:
     from devstack.demo import follow_pipeline
 
