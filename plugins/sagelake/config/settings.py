@@ -9,6 +9,10 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sagelake.ml.spot import SpotSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 INCLUDE_DIR = Path(os.environ.get("SAGELAKE_INCLUDE_DIR", "").strip() or PROJECT_ROOT / "include")
@@ -254,9 +258,6 @@ def model_settings() -> dict[str, object]:
 
 
 # --- Managed Spot training (issue 10, sagelake.ml.spot) ---
-from sagelake.ml.spot import SpotSettings, parse_spot_settings  # noqa: E402 - appended section
-
-
 def spot_training_settings() -> SpotSettings:
     """Whether training jobs run on managed spot capacity: deployment settings, never run params.
 
@@ -265,6 +266,8 @@ def spot_training_settings() -> SpotSettings:
     ``s3://<SAGELAKE_SPOT_CHECKPOINT_BUCKET or the lake bucket SAGELAKE_BUCKET>/checkpoints/<job name>/``.
     Returns a :class:`sagelake.ml.spot.SpotSettings` for the request builders' ``spot=``.
     """
+    from sagelake.ml.spot import parse_spot_settings  # only tasks need it: every DAG file imports settings
+
     return parse_spot_settings(os.environ, bucket=_env("SAGELAKE_BUCKET", "sagelake-lake"))
 
 
