@@ -243,7 +243,7 @@ def deploy(task_id: str, config: Any, **kwargs: Any) -> DeployEndpointOperator:
             description="A published churn_features day labelling the tested customers (churned); "
             "empty: no outcome test, the champion stays.",
         ),
-        **setting_params(),
+        **setting_params("bucket", "glue_database", "endpoint_instance_type"),
     },
     default_args=task_defaults("ml-engineering"),
     tags=["sagelake", "sagemaker", "deployment", "ab-test"],

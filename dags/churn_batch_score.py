@@ -168,7 +168,9 @@ def publish_scores(
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    params=pipeline_params(dt_fallback="the triggering asset event's"),
+    params=pipeline_params(
+        "the triggering asset event's", "bucket", "glue_database", "endpoint_instance_type"
+    ),
     default_args=task_defaults("ml-engineering"),
     tags=["sagelake", "sagemaker", "inference", "batch"],
     doc_md=__doc__,

@@ -193,7 +193,9 @@ def clean_up(dt: str, params: dict[str, Any], run_id: str) -> list[str]:
     max_active_runs=2,
     template_searchpath=[str(SQL_DIR)],
     params={
-        **pipeline_params(dt_fallback="the run's logical date"),
+        **pipeline_params(
+            "the run's logical date", "bucket", "glue_database", "glue_job_name", "athena_workgroup"
+        ),
         "reprocess": param(False, type="boolean", description="Process even an input already published."),
     },
     default_args=task_defaults("data-engineering", retries=2),

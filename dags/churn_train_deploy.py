@@ -399,7 +399,13 @@ def autoscale(deployed: dict[str, Any]) -> dict[str, Any]:
     catchup=False,
     max_active_runs=1,
     params={
-        **pipeline_params(dt_fallback="the triggering asset event's"),
+        **pipeline_params(
+            "the triggering asset event's",
+            "bucket",
+            "glue_database",
+            "training_instance_type",
+            "endpoint_instance_type",
+        ),
         "algorithm": param(
             str(MODEL["algorithm"]),
             enum=list(ALGORITHMS),

@@ -90,7 +90,7 @@ def compare_with_contracts(dt: str, params: dict[str, Any]) -> list[dict[str, An
     catchup=False,
     max_active_runs=1,  # one crawl at a time: a crawler runs once at a time on AWS too
     template_searchpath=[str(SQL_DIR)],
-    params=pipeline_params(dt_fallback="the run's logical date"),
+    params=pipeline_params("the run's logical date", "bucket", "glue_database", "athena_workgroup"),
     default_args=task_defaults("data-engineering", retries=2),
     tags=["sagelake", "discovery", "glue", "athena"],
     doc_md=__doc__,

@@ -20,7 +20,7 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
 from airflow.sdk import dag, task
 
-from sagelake.config.params import pipeline_params, task_defaults
+from sagelake.config.params import setting_params, task_defaults
 from sagelake.config.settings import AWS_CONN_ID
 
 
@@ -38,7 +38,7 @@ def emit_freshness(params: dict[str, Any]) -> int:
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    params=pipeline_params(dt_fallback="unused: freshness looks at every published day"),
+    params=setting_params("glue_database"),  # no dt: freshness looks at every published day
     default_args=task_defaults(
         "data-engineering",
         retries=2,

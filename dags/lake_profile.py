@@ -92,7 +92,7 @@ def profile(dataset: str) -> DataBrewProfileOperator:
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    params=pipeline_params(dt_fallback="the triggering asset event's"),
+    params=pipeline_params("the triggering asset event's", "bucket", "glue_database"),
     default_args=task_defaults("data-engineering"),
     tags=["sagelake", "profiling", "databrew"],
     doc_md=__doc__,

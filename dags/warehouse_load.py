@@ -90,7 +90,7 @@ def report(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    params=pipeline_params(dt_fallback="the triggering asset event's"),
+    params=pipeline_params("the triggering asset event's", "glue_database"),
     template_searchpath=[str(SQL_DIR)],
     user_defined_macros={"warehouse": WAREHOUSE},
     default_args=task_defaults("analytics-engineering"),

@@ -35,10 +35,18 @@ def test_settings_params_default_to_the_settings_and_refuse_empty_strings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("SAGELAKE_BUCKET", "team-lake")
-    params = setting_params()
+    params = setting_params(*default_params())
     assert {name: p.resolve() for name, p in params.items()} == default_params()
     assert params["bucket"].resolve() == "team-lake"
     with pytest.raises(ParamValidationError):
         params["bucket"].resolve("")
     with pytest.raises(ParamValidationError, match="is not of type 'string'"):
         params["glue_database"].resolve(3)
+
+
+def test_a_dag_gets_only_the_settings_it_names_and_a_misspelt_one_is_refused() -> None:
+    params = pipeline_params("today's", "bucket", "glue_database")
+    assert list(params) == ["dt", "bucket", "glue_database"]
+    assert setting_params() == {}
+    with pytest.raises(KeyError, match=r"no setting param \['glue_db'\]; the settings are \['athena_"):
+        setting_params("bucket", "glue_db")

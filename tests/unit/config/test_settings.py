@@ -7,6 +7,7 @@ import pytest
 from sagelake.config.params import pipeline_params
 from sagelake.config.settings import (
     SPARK_JAVA_OPTIONS,
+    default_params,
     deployment_settings,
     model_settings,
     spark_java_options,
@@ -16,7 +17,7 @@ DEPLOYMENT_KEYS = {"glue_role", "sagemaker_role", "endpoint_name", "model_packag
 
 
 def test_roles_endpoint_and_registry_are_not_run_params() -> None:
-    params = pipeline_params(dt_fallback="today's")
+    params = pipeline_params("today's", *default_params())
     assert not DEPLOYMENT_KEYS & set(params)
     assert set(deployment_settings()) == DEPLOYMENT_KEYS
 
