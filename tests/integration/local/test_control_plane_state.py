@@ -213,20 +213,46 @@ def test_state_survives_a_clean_stop(plane: ControlPlane) -> None:
     assert "state: restored" in plane.log_text()
 
 
+def saved_at(plane: ControlPlane) -> float:
+    """When the last snapshot was taken (0: none yet)."""
+    stats_file = plane.state_dir / STATS
+    return json.loads(stats_file.read_text())["saved_at"] if stats_file.exists() else 0.0
+
+
+def wait_for_snapshot_after(plane: ControlPlane, moment: float, timeout_s: float = 30) -> float:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if saved_at(plane) > moment:
+            return saved_at(plane)
+        time.sleep(0.2)
+    raise AssertionError(f"no snapshot after {moment} within {timeout_s}s")
+
+
 def test_state_survives_a_crash_after_the_snapshot_window(plane: ControlPlane) -> None:
     populate(plane)
-    before = observe(plane)
-    stats_file = plane.state_dir / STATS
     changed_at = time.time()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # the next periodic snapshot after the last change
-        stats = json.loads(stats_file.read_text()) if stats_file.exists() else {"saved_at": 0}
-        if stats["saved_at"] > changed_at:
-            break
-        time.sleep(0.2)
+    before = observe(plane)
+    wait_for_snapshot_after(plane, changed_at)  # the next periodic snapshot after the last change
     plane.kill()  # kill -9: no final snapshot
     plane.start()
     assert observe(plane) == before
+
+
+def test_reads_and_empty_receives_take_no_snapshot_a_received_message_does(plane: ControlPlane) -> None:
+    populate(plane)
+    last = wait_for_snapshot_after(plane, time.time())
+    sqs = plane.client("sqs")
+    queue_url = sqs.create_queue(QueueName="idle-watch")["QueueUrl"]  # empty: as the SQS watcher polls it
+    created = wait_for_snapshot_after(plane, last)
+    idle_until = time.monotonic() + 4 * INTERVAL_S
+    while time.monotonic() < idle_until:  # what an idle stack answers: the watcher's and endpoint's polls
+        assert "Messages" not in sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1)
+        observe(plane)
+    assert saved_at(plane) == created
+    sqs.send_message(QueueUrl=queue_url, MessageBody="event")
+    sent = wait_for_snapshot_after(plane, created)
+    assert sqs.receive_message(QueueUrl=queue_url, VisibilityTimeout=600)["Messages"][0]["Body"] == "event"
+    wait_for_snapshot_after(plane, sent)  # the message is in flight now: a crash must not deliver it again
 
 
 def test_a_damaged_snapshot_is_set_aside_and_the_previous_one_restored(plane: ControlPlane) -> None:

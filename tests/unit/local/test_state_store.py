@@ -3,6 +3,8 @@ moto's backends: the objects are built directly)."""
 
 from __future__ import annotations
 
+import io
+import json
 import pickle
 import threading
 from pathlib import Path
@@ -14,9 +16,12 @@ from moto.s3.utils import _VersionedKeyStore
 from sagelake.local.state_store import (
     PREVIOUS,
     SnapshotError,
+    StateStore,
     decode,
     dumps,
     encode,
+    may_change,
+    request_action,
     write_atomically,
 )
 
@@ -88,3 +93,76 @@ def test_a_damaged_snapshot_is_refused_with_the_reason(tmp_path: Path, damage, m
 
     with pytest.raises(SnapshotError, match=message):
         decode(path)
+
+
+def environ(method: str = "POST", target: str = "", path: str = "/", query: str = "", form: str = "") -> dict:
+    env = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query}
+    if target:
+        env["HTTP_X_AMZ_TARGET"] = target
+    body = form.encode()
+    env["wsgi.input"] = io.BytesIO(body)
+    if form:
+        env.update(
+            CONTENT_TYPE="application/x-www-form-urlencoded; charset=utf-8", CONTENT_LENGTH=str(len(body))
+        )
+    return env
+
+
+@pytest.mark.parametrize(
+    ("request_environ", "action", "changes"),
+    [
+        (environ("GET", path="/lake/key"), None, False),  # S3 reads
+        (environ("PUT", path="/lake/key"), None, True),  # S3 writes: REST, no action
+        (environ(target="SageMaker.DescribeEndpoint"), "DescribeEndpoint", False),
+        (environ(target="AWSGlue.GetPartitions"), "GetPartitions", False),
+        (environ(target="AWSGlue.BatchGetPartition"), "BatchGetPartition", False),
+        (environ(target="SageMaker.CreateEndpoint"), "CreateEndpoint", True),
+        (environ(target="AWSGlue.SagelakeRecordCrawl"), "SagelakeRecordCrawl", True),  # the extensions
+        (
+            environ(path="/service/GraniteServiceVersion20100801/operation/GetMetricData"),
+            "GetMetricData",
+            False,
+        ),
+        (
+            environ(path="/service/GraniteServiceVersion20100801/operation/PutMetricData"),
+            "PutMetricData",
+            True,
+        ),
+        (environ(form="Action=GetRole&RoleName=glue&Version=2010-05-08"), "GetRole", False),
+        (environ(form="Action=CreateRole&RoleName=glue"), "CreateRole", True),
+        (environ(query="Action=ListQueues"), "ListQueues", False),
+        (environ(), None, True),  # nothing says what it does: counted as a change
+    ],
+)
+def test_only_requests_that_may_change_state_call_for_a_snapshot(request_environ, action, changes) -> None:
+    form = request_environ["wsgi.input"].getvalue()
+    assert request_action(request_environ) == action
+    assert may_change(request_environ["REQUEST_METHOD"], action) is changes
+    assert request_environ["wsgi.input"].read() == form  # a form body read for its Action is put back
+
+
+@pytest.mark.parametrize(
+    ("answer", "changes"),
+    [
+        (b"{}", False),
+        (json.dumps({"Messages": []}).encode(), False),
+        (b"<ReceiveMessageResponse><ReceiveMessageResult/></ReceiveMessageResponse>", False),
+        (json.dumps({"Messages": [{"MessageId": "1", "Body": "event"}]}).encode(), True),
+        (b"<ReceiveMessageResponse><ReceiveMessageResult><Message><Body>e</Body></Message>", True),
+        (b"\x00 not an answer", True),
+    ],
+)
+def test_a_receive_calls_for_a_snapshot_only_when_it_returned_a_message(
+    tmp_path: Path, answer: bytes, changes: bool
+) -> None:
+    store = StateStore(tmp_path)
+    started: list[str] = []
+
+    def app(env: dict, start_response) -> list[bytes]:
+        start_response("200 OK", [])
+        return [answer[:5], answer[5:]]
+
+    wrapped = store.wsgi(app)
+    body = wrapped(environ(target="AmazonSQS.ReceiveMessage"), lambda status, headers: started.append(status))
+    assert b"".join(body) == answer and started == ["200 OK"]  # the answer passes through whole
+    assert store.changed is changes
