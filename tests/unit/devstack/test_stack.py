@@ -99,9 +99,11 @@ def test_only_the_scheduler_preloads_what_tasks_import(tmp_path, monkeypatch, ar
     path = stack.write_local_settings(stack.Stack(local_dir=tmp_path))
     assert path == tmp_path / "airflow" / "config" / "airflow_local_settings.py"
     probe = (  # sys.argv as the Airflow process has it: [airflow, command]
-        "import os, runpy, sys; sys.argv = sys.argv[1:]; settings = runpy.run_path(os.environ['SETTINGS']); "
-        "from sagelake.config.botocore_data import parsed_services; "
-        "print('json.tool' in sys.modules, settings['__all__'], sorted(parsed_services()))"
+        "import inspect, os, runpy, sys; sys.argv = sys.argv[1:]; "
+        "settings = runpy.run_path(os.environ['SETTINGS']); "
+        "from sagelake.config.botocore_data import parsed_services; import json.tool; "
+        "mapped = inspect.modulesbyfile.get(os.path.realpath(json.tool.__file__)) == 'json.tool'; "
+        "print('json.tool' in sys.modules and mapped, settings['__all__'], sorted(parsed_services()))"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe, *argv],
@@ -110,5 +112,6 @@ def test_only_the_scheduler_preloads_what_tasks_import(tmp_path, monkeypatch, ar
         text=True,
         check=True,
     ).stdout.split(" ", 2)
-    # a missing module is skipped; no name is taken for a policy; the services' models are parsed
+    # a missing module is skipped; no name is taken for a policy; the services' models are parsed; the
+    # module files are mapped for inspect (the provider hooks' inspect.stack() in every task)
     assert out == [str(preloaded), "[]", "['glue', 'sqs']\n" if preloaded else "[]\n"]
