@@ -30,6 +30,7 @@ import io
 import json
 import os
 import pickle
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -48,6 +49,7 @@ _READ_ONLY = frozenset({"GET", "HEAD", "OPTIONS"})
 _READ_ACTIONS = ("Describe", "Get", "List", "Search", "BatchGet", "Head")
 _RECEIVE = "ReceiveMessage"  # SQS: changes a message it returns (in flight, received once more)
 _FORM = "application/x-www-form-urlencoded"  # the query protocol's body (IAM, STS, SNS, CloudFormation)
+_SMITHY_RPC = re.compile(r"^/service/[^/]+/operation/([^/]+)$")  # not an S3 key that merely contains it
 _PICKLE_ATTEMPTS = 5  # a backend changed by a request while pickled ("changed size during iteration")
 
 BackendKey = tuple[str, str, str, str]  # (module, BackendDict attribute, account, region)
@@ -385,14 +387,15 @@ class StateStore:
 
 def request_action(environ: dict[str, Any]) -> str | None:
     """The AWS action a request names: a JSON-protocol ``X-Amz-Target`` (``AmazonSQS.ReceiveMessage``),
-    a Smithy RPC v2 path (``…/operation/GetMetricData``, CloudWatch) or a query-protocol ``Action`` (in the
-    query string or the form body, which is read and put back for moto); None for REST calls."""
+    a Smithy RPC v2 path (``/service/<service>/operation/GetMetricData``, CloudWatch) or a query-protocol
+    ``Action`` (in the query string or the form body, which is read and put back for moto); None for REST
+    calls (S3)."""
     target = environ.get("HTTP_X_AMZ_TARGET")
     if target:
         return target.rsplit(".", 1)[-1]
-    path = environ.get("PATH_INFO", "")
-    if "/operation/" in path:
-        return path.rsplit("/operation/", 1)[-1].strip("/") or None
+    rpc = _SMITHY_RPC.match(environ.get("PATH_INFO", ""))
+    if rpc:
+        return rpc.group(1)
     actions = parse_qs(environ.get("QUERY_STRING", "")).get("Action")
     length = int(environ.get("CONTENT_LENGTH") or 0)
     if not actions and length and environ.get("CONTENT_TYPE", "").startswith(_FORM):

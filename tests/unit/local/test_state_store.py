@@ -128,6 +128,7 @@ def environ(method: str = "POST", target: str = "", path: str = "/", query: str 
             "PutMetricData",
             True,
         ),
+        (environ("PUT", path="/lake/reports/service/x/operation/GetReport"), None, True),  # an S3 key
         (environ(form="Action=GetRole&RoleName=glue&Version=2010-05-08"), "GetRole", False),
         (environ(form="Action=CreateRole&RoleName=glue"), "CreateRole", True),
         (environ(query="Action=ListQueues"), "ListQueues", False),
