@@ -20,6 +20,8 @@
 * ``--check-outputs``: runs the Glue script and runner of ``--reference-rev`` (git) on the 1e5 and 1e6 days
   and checks the current script writes the same features, processed events, quarantine and metrics, row
   for row (file order and sorted-content hashes). Exits 1 on a difference.
+* The JVMs start with ``SAGELAKE_SPARK_JAVA_OPTIONS`` (default C1 only, for the local stack's small days); the
+  1e7 figures in docs/local-stack.md were made with C2 on: ``SAGELAKE_SPARK_JAVA_OPTIONS=-XX:+UseParallelGC``.
 * ``--spark-rev REV`` times the Glue script and runner of a git revision instead of the working tree (how the
   "before" figures are made; a symbolic REV such as ``HEAD`` is resolved to its commit, by which runs of it
   are cached); ``--label`` names the figures in ``benchmarks/results/etl_engines.json``

@@ -27,10 +27,6 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = os.path.join(os.path.dirname(__fil
 os.environ.setdefault("SAGELAKE_TARGET", "local")
 # The local engines' state (the local warehouse's database files…) of this test session, never `.local/`.
 os.environ["SAGELAKE_LOCAL_DIR"] = tempfile.mkdtemp(prefix="sagelake-test-state-")
-# The tests' Spark JVMs (a Glue run's own, the warm ones) compile with C1 only: on their days of a few hundred
-# rows the C2 compiler costs more CPU than it saves (the Glue contract tests: 137 -> 89 CPU-s). The product's
-# default keeps C2 (sagelake.config.settings.SPARK_JAVA_OPTIONS).
-os.environ.setdefault("SAGELAKE_SPARK_JAVA_OPTIONS", "-XX:+UseParallelGC -XX:TieredStopAtLevel=1")
 # DAG runs in the tests track their trials in a SQLite MLflow store (the local stack serves one over HTTP).
 os.environ["SAGELAKE_MLFLOW_TRACKING_URI"] = f"sqlite:///{os.environ['SAGELAKE_LOCAL_DIR']}/mlflow.db"
 

@@ -86,9 +86,11 @@ def spark_gateway_dir() -> Path:
     return Path(_env("SAGELAKE_SPARK_GATEWAY_DIR", str(local_state_dir() / "spark-gateway")))
 
 
-# C2 (the JVM's default tiered compilation) stays on: C1 alone ran a 1e7-event day 1.8x slower (224 vs 123
-# CPU-seconds); the parallel collector keeps GC pauses short on a multi-GiB heap.
-SPARK_JAVA_OPTIONS = "-XX:+UseParallelGC"
+# C1 only: the local stack's days are demo- and test-sized, where the C2 compiler costs more CPU than it saves
+# (on 2 cores, the demo's Glue run in a new JVM 40.5 -> 29.5 s, in the warm one 17.9 -> 12.8 s). A large day
+# wants C2 back (SAGELAKE_SPARK_JAVA_OPTIONS="-XX:+UseParallelGC": a 1e7-event day took 123 CPU-s with it,
+# 224 with C1 alone). The parallel collector keeps GC pauses short on a multi-GiB heap.
+SPARK_JAVA_OPTIONS = "-XX:+UseParallelGC -XX:TieredStopAtLevel=1"
 
 
 def spark_java_options() -> str:
