@@ -13,10 +13,10 @@ each backend on its own (one that cannot be pickled or restored costs that servi
   control plane starts empty and says so;
 * taken every ``interval_s`` seconds when a request may have changed something, and once more on a clean
   stop: a crash (kill -9) loses at most the last ``interval_s`` seconds plus the time one snapshot takes.
-  Reads change nothing (:func:`may_change`): GET/HEAD/OPTIONS, and the ``Describe*``/``Get*``/``List*``…
-  actions a client names in ``X-Amz-Target`` or the query string; an SQS ``ReceiveMessage`` that
-  returned no message. So an idle stack, which still answers the endpoint server's and the SQS watcher's
-  polls, takes no snapshot (each is a pickle of every backend: ≈0.3 s of CPU for a day's lake).
+  Reads change nothing (:func:`may_change`): GET/HEAD/OPTIONS, the ``Describe*``/``Get*``/``List*``…
+  actions (:func:`request_action`), and an SQS ``ReceiveMessage`` that returned no message. So an idle
+  stack, which still answers the endpoint server's and the SQS watcher's polls, takes no snapshot (each
+  is a pickle of every backend: ≈0.3 s of CPU for a day's lake).
 
 A snapshot is taken while requests are served (the server does not pause): each backend is pickled at
 one moment, so a request in flight during the snapshot is either in it or in the next one.
